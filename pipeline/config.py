@@ -1,0 +1,562 @@
+"""Load and validate feeds.yaml and keywords.yaml into typed objects.
+
+Every problem is reported as a :class:`ConfigIssue` carrying the file and line,
+so ``borderwatch check`` can print ``FILE:LINE: message`` for all of them at once.
+Only ``yaml.SafeLoader`` is used: a ``!!python/...`` tag is a config error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+class ConfigError(Exception):
+    """Raised with every issue found in a config file."""
+
+    def __init__(self, issues: list[ConfigIssue]):
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+# --------------------------------------------------------------------------- YAML with lines
+
+
+class LineDict(dict):
+    """A mapping that remembers the line of itself and of each key."""
+
+    line: int = 0
+    key_lines: dict[str, int]
+
+    def line_of(self, key: str) -> int:
+        return self.key_lines.get(key, self.line)
+
+
+class LineList(list):
+    line: int = 0
+    item_lines: list[int]
+
+    def line_of(self, index: int) -> int:
+        return self.item_lines[index] if index < len(self.item_lines) else self.line
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
+    loader.flatten_mapping(node)
+    result = LineDict()
+    result.line = node.start_mark.line + 1
+    result.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if key in result:
+            loader.duplicate_keys.append((line, key))
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_lines[key] = line
+    return result
+
+
+def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
+    result = LineList(loader.construct_object(child, deep=True) for child in node.value)
+    result.line = node.start_mark.line + 1
+    result.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return result
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+def load_yaml(path: str | os.PathLike) -> tuple[Any, list[ConfigIssue]]:
+    """Parse a YAML file safely; return (data, issues). Data is None on a syntax error."""
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, [ConfigIssue(name, 0, "file not found")]
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [ConfigIssue(name, 0, f"cannot read: {exc}")]
+    loader = _Loader(text)
+    loader.duplicate_keys = []
+    try:
+        data = loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        problem = exc.problem or str(exc)
+        if "could not determine a constructor" in problem:
+            problem = "unsafe or unknown YAML tag " + problem.split("tag", 1)[-1].strip() + " (only plain YAML is allowed)"
+        return None, [ConfigIssue(name, line, f"YAML error: {problem}")]
+    except yaml.YAMLError as exc:
+        return None, [ConfigIssue(name, 0, f"YAML error: {exc}")]
+    finally:
+        loader.dispose()
+    issues = [ConfigIssue(name, line, f"duplicate key {key!r}") for line, key in loader.duplicate_keys]
+    return data, issues
+
+
+def parse_duration(value: Any) -> float | None:
+    """'15m' -> 900.0; numbers are seconds; None if unparseable."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if value >= 0 else None
+    if not isinstance(value, str):
+        return None
+    m = DURATION_RE.match(value)
+    if not m:
+        return None
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_size(value: Any) -> int | None:
+    """'10MB' / '512KB' / 1000 -> bytes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value > 0 else None
+    if not isinstance(value, str):
+        return None
+    m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", value, re.I)
+    if not m:
+        return None
+    unit = (m.group(2) or "b").lower()
+    mult = {"b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 2**20, "gb": 10**9, "gib": 2**30}[unit]
+    return int(float(m.group(1)) * mult)
+
+
+class _Checker:
+    """Collects issues against one file while validating its structure."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.issues: list[ConfigIssue] = []
+
+    def add(self, line: int, message: str) -> None:
+        self.issues.append(ConfigIssue(self.file, line, message))
+
+    def unknown_keys(self, mapping: LineDict, allowed: set[str], what: str) -> None:
+        for key in mapping:
+            if key not in allowed:
+                self.add(mapping.line_of(key), f"unknown key {key!r} in {what} (allowed: {', '.join(sorted(allowed))})")
+
+
+# --------------------------------------------------------------------------- feeds.yaml
+
+
+@dataclass(frozen=True)
+class Source:
+    id: str
+    url: str
+    name: str = ""
+    type: str = "feed"  # feed | page
+    interval: float = 900.0
+    timeout: float = 20.0
+    link_selector: str | None = None
+    fetch_articles: bool = False
+    enabled: bool = True
+    allow_hosts: tuple[str, ...] = ()
+    max_bytes: int = 10_000_000
+    line: int = 0
+
+    @property
+    def host(self) -> str:
+        return (urlsplit(self.url).hostname or "").lower()
+
+
+@dataclass(frozen=True)
+class FeedsConfig:
+    sources: tuple[Source, ...]
+    path: str = "feeds.yaml"
+    concurrency: int = 20
+    per_host: int = 4
+
+    def enabled(self) -> list[Source]:
+        return [s for s in self.sources if s.enabled]
+
+    def get(self, source_id: str) -> Source | None:
+        return next((s for s in self.sources if s.id == source_id), None)
+
+
+_SOURCE_KEYS = {"id", "name", "url", "type", "interval", "timeout", "link_selector", "fetch_articles",
+                "enabled", "allow_hosts", "max_bytes", "tags", "notes"}
+_DEFAULT_KEYS = {"interval", "timeout", "max_bytes", "concurrency", "per_host", "fetch_articles", "allow_hosts"}
+
+
+def _check_url(chk: _Checker, line: int, url: Any) -> bool:
+    if not isinstance(url, str) or not url.strip():
+        chk.add(line, "url is required and must be a string")
+        return False
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        chk.add(line, f"url must be an absolute http(s) URL, got {url!r}")
+        return False
+    return True
+
+
+def _duration_field(chk: _Checker, mapping: LineDict, key: str, default: float, minimum: float = 0.0) -> float:
+    if key not in mapping:
+        return default
+    value = parse_duration(mapping[key])
+    if value is None or value < minimum:
+        chk.add(mapping.line_of(key), f"{key} must be a duration like 30s, 15m, 2h (minimum {minimum:g}s), got {mapping[key]!r}")
+        return default
+    return value
+
+
+def _bool_field(chk: _Checker, mapping: LineDict, key: str, default: bool) -> bool:
+    value = mapping.get(key, default)
+    if not isinstance(value, bool):
+        chk.add(mapping.line_of(key), f"{key} must be true or false, got {value!r}")
+        return default
+    return value
+
+
+def _hosts_field(chk: _Checker, mapping: LineDict, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    value = mapping.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        chk.add(mapping.line_of(key), f"{key} must be a list of host names")
+        return default
+    return tuple(v.lower() for v in value)
+
+
+def parse_feeds(data: Any, file: str) -> tuple[FeedsConfig | None, list[ConfigIssue]]:
+    chk = _Checker(file)
+    if not isinstance(data, LineDict):
+        chk.add(getattr(data, "line", 1), "top level must be a mapping with a 'sources' list")
+        return None, chk.issues
+    chk.unknown_keys(data, {"defaults", "sources"}, "feeds file")
+    defaults = data.get("defaults") or LineDict()
+    if not isinstance(defaults, LineDict):
+        chk.add(data.line_of("defaults"), "defaults must be a mapping")
+        defaults = LineDict()
+    chk.unknown_keys(defaults, _DEFAULT_KEYS, "defaults")
+    d_interval = _duration_field(chk, defaults, "interval", 900.0, minimum=1)
+    d_timeout = _duration_field(chk, defaults, "timeout", 20.0, minimum=0.1)
+    d_fetch = _bool_field(chk, defaults, "fetch_articles", False)
+    d_hosts = _hosts_field(chk, defaults, "allow_hosts", ())
+    d_max = parse_size(defaults.get("max_bytes", 10_000_000))
+    if d_max is None:
+        chk.add(defaults.line_of("max_bytes"), "max_bytes must be a size like 10MB")
+        d_max = 10_000_000
+    concurrency, per_host = defaults.get("concurrency", 20), defaults.get("per_host", 4)
+    for key, val in (("concurrency", concurrency), ("per_host", per_host)):
+        if not isinstance(val, int) or isinstance(val, bool) or val < 1:
+            chk.add(defaults.line_of(key), f"{key} must be a positive integer")
+    sources_raw = data.get("sources")
+    if not isinstance(sources_raw, LineList):
+        chk.add(data.line_of("sources") if "sources" in data else data.line, "'sources' must be a list")
+        return None, chk.issues
+    sources: list[Source] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(sources_raw):
+        line = sources_raw.line_of(i)
+        if not isinstance(raw, LineDict):
+            chk.add(line, "each source must be a mapping with id and url")
+            continue
+        chk.unknown_keys(raw, _SOURCE_KEYS, "source")
+        sid = raw.get("id")
+        if not isinstance(sid, str) or not ID_RE.match(sid):
+            chk.add(raw.line_of("id"), f"source id must match [a-z0-9-], got {sid!r}")
+            continue
+        if sid in seen:
+            chk.add(raw.line_of("id"), f"duplicate source id {sid!r} (first at line {seen[sid]})")
+            continue
+        seen[sid] = raw.line_of("id")
+        ok = _check_url(chk, raw.line_of("url"), raw.get("url"))
+        stype = raw.get("type", "feed")
+        if stype not in ("feed", "page"):
+            chk.add(raw.line_of("type"), f"type must be 'feed' or 'page', got {stype!r}")
+            continue
+        selector = raw.get("link_selector")
+        if stype == "page" and not selector:
+            chk.add(raw.line, f"source {sid!r}: type 'page' needs a link_selector (CSS selector for article links)")
+        if selector is not None:
+            selector = _check_selector(chk, raw.line_of("link_selector"), selector)
+        max_bytes = parse_size(raw.get("max_bytes", d_max))
+        if max_bytes is None:
+            chk.add(raw.line_of("max_bytes"), "max_bytes must be a size like 10MB")
+            max_bytes = d_max
+        name = raw.get("name", sid)
+        if not isinstance(name, str):
+            chk.add(raw.line_of("name"), "name must be a string")
+            name = sid
+        if not ok:
+            continue
+        sources.append(Source(
+            id=sid, url=raw["url"].strip(), name=name, type=stype,
+            interval=_duration_field(chk, raw, "interval", d_interval, minimum=1),
+            timeout=_duration_field(chk, raw, "timeout", d_timeout, minimum=0.1),
+            link_selector=selector,
+            fetch_articles=_bool_field(chk, raw, "fetch_articles", True if stype == "page" else d_fetch),
+            enabled=_bool_field(chk, raw, "enabled", True),
+            allow_hosts=_hosts_field(chk, raw, "allow_hosts", d_hosts),
+            max_bytes=max_bytes, line=line,
+        ))
+    cfg = FeedsConfig(tuple(sources), file,
+                      concurrency if isinstance(concurrency, int) else 20,
+                      per_host if isinstance(per_host, int) else 4)
+    return cfg, chk.issues
+
+
+def _check_selector(chk: _Checker, line: int, selector: Any) -> str | None:
+    if not isinstance(selector, str) or not selector.strip():
+        chk.add(line, "link_selector must be a non-empty CSS selector")
+        return None
+    import soupsieve
+
+    try:
+        soupsieve.compile(selector)
+    except Exception as exc:  # soupsieve raises SelectorSyntaxError and friends
+        chk.add(line, f"invalid CSS selector {selector!r}: {str(exc).splitlines()[0]}")
+        return None
+    return selector
+
+
+def load_feeds(path: str | os.PathLike) -> FeedsConfig:
+    """Load feeds.yaml; raise ConfigError listing every problem."""
+    data, issues = load_yaml(path)
+    cfg = None
+    if data is not None:
+        cfg, more = parse_feeds(data, str(path))
+        issues += more
+    if issues or cfg is None:
+        raise ConfigError(issues or [ConfigIssue(str(path), 0, "empty file")])
+    return cfg
+
+
+# --------------------------------------------------------------------------- keywords.yaml
+# The rule model lives here (it is configuration); pipeline.rules compiles it.
+
+
+@dataclass(frozen=True)
+class Term:
+    text: str
+    case: bool = False
+    regex: bool = False
+    line: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"/{self.text}/" if self.regex else self.text
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    tags: tuple[str, ...] = ()
+    any: tuple[Term, ...] = ()
+    all: tuple[tuple[Term, ...], ...] = ()
+    none: tuple[Term, ...] = ()
+    near: int | None = None
+    line: int = 0
+
+    def groups(self) -> list[tuple[Term, ...]]:
+        """The positive groups: `any` (if given) then each `all` group."""
+        return ([self.any] if self.any else []) + list(self.all)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+    path: str = "keywords.yaml"
+    digest: str = ""
+
+    def get(self, rule_id: str) -> Rule | None:
+        return next((r for r in self.rules if r.id == rule_id), None)
+
+
+_RULE_KEYS = {"id", "title", "tags", "any", "all", "none", "near", "notes", "description"}
+_TERM_KEYS = {"term", "regex", "case"}
+
+
+def _parse_term(chk: _Checker, item: Any, line: int) -> Term | None:
+    if isinstance(item, bool) or item is None:
+        chk.add(line, f"a term must be a word or phrase, got {item!r}")
+        return None
+    if isinstance(item, (str, int, float)):
+        return _validate_term(chk, Term(str(item), line=line))
+    if isinstance(item, LineDict):
+        chk.unknown_keys(item, _TERM_KEYS, "term")
+        if ("term" in item) == ("regex" in item):
+            chk.add(item.line, "a term mapping needs exactly one of 'term' or 'regex'")
+            return None
+        case = item.get("case", False)
+        if not isinstance(case, bool):
+            chk.add(item.line_of("case"), "case must be true or false")
+            case = False
+        if "regex" in item:
+            return _validate_regex(chk, Term(str(item["regex"]), case=case, regex=True, line=item.line_of("regex")))
+        return _validate_term(chk, Term(str(item["term"]), case=case, line=item.line_of("term")))
+    chk.add(line, f"a term must be a string or a mapping, got a {type(item).__name__}")
+    return None
+
+
+def _validate_term(chk: _Checker, term: Term) -> Term | None:
+    from .fold import term_words
+
+    text = term.text.strip()
+    if not text:
+        chk.add(term.line, "empty term")
+        return None
+    if "*" in text.rstrip("*") or text.endswith("**"):
+        chk.add(term.line, f"term {text!r}: '*' is only allowed once, at the end of the last word")
+        return None
+    if not term_words(text.rstrip("*")):
+        chk.add(term.line, f"term {text!r} has no letters or digits to match")
+        return None
+    if text.endswith("*") and len(term_words(text.rstrip("*"))[-1]) < 3:
+        chk.add(term.line, f"term {text!r}: a wildcard needs at least 3 letters before '*' (it would match almost anything)")
+        return None
+    return Term(text, term.case, False, term.line)
+
+
+MAX_REGEX_LEN = 1000
+
+
+def _validate_regex(chk: _Checker, term: Term) -> Term | None:
+    import re2
+
+    if not term.text:
+        chk.add(term.line, "empty regex")
+        return None
+    if len(term.text) > MAX_REGEX_LEN:
+        chk.add(term.line, f"regex longer than {MAX_REGEX_LEN} characters")
+        return None
+    try:
+        opts = re2.Options()
+        opts.max_mem = 8 << 20
+        re2.compile(term.text, opts)
+    except Exception as exc:
+        chk.add(term.line, f"invalid regex {term.text!r}: {exc} (regexes use RE2 syntax: no backreferences or lookaround)")
+        return None
+    return term
+
+
+def _parse_terms(chk: _Checker, raw: Any, line: int, what: str) -> tuple[Term, ...]:
+    if isinstance(raw, (str, LineDict)):
+        raw_list = LineList([raw])
+        raw_list.line, raw_list.item_lines = line, [line]
+        raw = raw_list
+    if not isinstance(raw, LineList):
+        chk.add(line, f"{what} must be a list of terms")
+        return ()
+    if not raw:
+        chk.add(line, f"{what} is an empty list: give at least one term")
+        return ()
+    terms = [_parse_term(chk, item, raw.line_of(i)) for i, item in enumerate(raw)]
+    return tuple(t for t in terms if t is not None)
+
+
+def _parse_all(chk: _Checker, raw: Any, line: int) -> tuple[tuple[Term, ...], ...]:
+    if not isinstance(raw, LineList) or not raw:
+        chk.add(line, "all must be a non-empty list of groups ({any: [...]}) or terms")
+        return ()
+    groups = []
+    for i, item in enumerate(raw):
+        item_line = raw.line_of(i)
+        if isinstance(item, LineDict) and "any" in item:
+            chk.unknown_keys(item, {"any"}, "all-group")
+            group = _parse_terms(chk, item["any"], item.line_of("any"), "any")
+        else:
+            group = _parse_terms(chk, LineList([item]) if not isinstance(item, LineList) else item, item_line, "all item")
+        if group:
+            groups.append(group)
+    return tuple(groups)
+
+
+def parse_rules(data: Any, file: str) -> tuple[RuleSet | None, list[ConfigIssue]]:
+    chk = _Checker(file)
+    if not isinstance(data, LineDict) or not isinstance(data.get("rules"), LineList):
+        chk.add(getattr(data, "line", 1), "top level must be a mapping with a 'rules' list")
+        return None, chk.issues
+    chk.unknown_keys(data, {"rules"}, "keywords file")
+    rules: list[Rule] = []
+    seen: dict[str, int] = {}
+    raw_rules = data["rules"]
+    for i, raw in enumerate(raw_rules):
+        line = raw_rules.line_of(i)
+        if not isinstance(raw, LineDict):
+            chk.add(line, "each rule must be a mapping with an id")
+            continue
+        before = len(chk.issues)
+        chk.unknown_keys(raw, _RULE_KEYS, "rule")
+        rid = raw.get("id")
+        if not isinstance(rid, str) or not ID_RE.match(rid):
+            chk.add(raw.line_of("id"), f"rule id must match [a-z0-9-], got {rid!r}")
+            continue
+        if rid in seen:
+            chk.add(raw.line_of("id"), f"duplicate rule id {rid!r} (first at line {seen[rid]})")
+            continue
+        seen[rid] = raw.line_of("id")
+        any_terms = _parse_terms(chk, raw["any"], raw.line_of("any"), "any") if "any" in raw else ()
+        all_groups = _parse_all(chk, raw["all"], raw.line_of("all")) if "all" in raw else ()
+        none_terms = _parse_terms(chk, raw["none"], raw.line_of("none"), "none") if "none" in raw else ()
+        if "any" not in raw and "all" not in raw:
+            chk.add(raw.line, f"rule {rid!r} needs 'any' or 'all' terms")
+        near = raw.get("near")
+        if near is not None:
+            if not isinstance(near, int) or isinstance(near, bool) or near < 1:
+                chk.add(raw.line_of("near"), "near must be a positive number of words")
+                near = None
+            elif "all" not in raw or len(([any_terms] if any_terms else []) + list(all_groups)) < 2:
+                chk.add(raw.line_of("near"), f"rule {rid!r}: near needs 'all' with at least two groups in total (any + all groups)")
+                near = None
+        tags = raw.get("tags", [])
+        if isinstance(tags, str):
+            tags = [tags]
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            chk.add(raw.line_of("tags"), "tags must be a list of words")
+            tags = []
+        title = raw.get("title", rid)
+        if len(chk.issues) == before:
+            rules.append(Rule(rid, str(title), tuple(tags), any_terms, all_groups, none_terms, near, line))
+    return RuleSet(tuple(rules), file), chk.issues
+
+
+def load_rules(path: str | os.PathLike) -> RuleSet:
+    """Load keywords.yaml; raise ConfigError listing every problem."""
+    data, issues = load_yaml(path)
+    rules = None
+    if data is not None:
+        rules, more = parse_rules(data, str(path))
+        issues += more
+    if issues or rules is None:
+        raise ConfigError(issues or [ConfigIssue(str(path), 0, "empty file")])
+    import hashlib
+
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return RuleSet(rules.rules, str(path), digest)
+
+
+@dataclass
+class Settings:
+    """Paths resolved from options, environment and defaults (SPEC §1)."""
+
+    feeds: str = field(default_factory=lambda: os.environ.get("BORDERWATCH_FEEDS", "feeds.yaml"))
+    keywords: str = field(default_factory=lambda: os.environ.get("BORDERWATCH_KEYWORDS", "keywords.yaml"))
+    db: str = field(default_factory=lambda: os.environ.get("BORDERWATCH_DB", "borderwatch.db"))

@@ -1,0 +1,246 @@
+"""One poll cycle: fetch -> parse -> dedup -> match -> store, for a set of sources.
+
+Sources are polled concurrently (within the fetcher's global and per-host limits);
+each source's result is written in its own transaction as soon as it is ready, so a
+failure or a kill loses at most the sources still in flight, which the next cycle
+redoes. A source's failure is recorded on that source and never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from .config import FeedsConfig, Source
+from .dedup import canonical_url, fingerprint, same_story, sketch
+from .fetch import Fetcher, Policy, Response
+from .fold import Folded
+from .parse import Entry, ParseError, extract_article, page_links, parse_feed
+from .rules.match import article_text, match_article
+from .store import NewArticle, PollOutcome, iso, known_keys, save_poll, source_states
+
+log = logging.getLogger("borderwatch.cycle")
+
+MAX_NEW_PER_POLL = 200
+MAX_ARTICLE_PAGES_PER_POLL = 30
+ARTICLE_CONCURRENCY = 4
+BACKOFF_CAP = 6 * 3600.0
+JITTER = 0.1
+
+
+@dataclass
+class SourceReport:
+    source: str
+    ok: bool
+    status: int
+    new_articles: int
+    new_hits: int
+    ms: float
+    error: str | None = None
+    not_modified: bool = False
+
+
+@dataclass
+class CycleResult:
+    reports: list[SourceReport] = field(default_factory=list)
+    articles: list[NewArticle] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> int:
+        return sum(r.ok for r in self.reports)
+
+    @property
+    def failed(self) -> list[SourceReport]:
+        return [r for r in self.reports if not r.ok]
+
+    @property
+    def new_articles(self) -> int:
+        return sum(r.new_articles for r in self.reports)
+
+    @property
+    def new_hits(self) -> int:
+        return sum(r.new_hits for r in self.reports)
+
+    def summary(self) -> dict:
+        return {"sources": len(self.reports), "ok": self.ok, "failed": len(self.failed),
+                "not_modified": sum(r.not_modified for r in self.reports),
+                "new_articles": self.new_articles, "new_hits": self.new_hits, "seconds": round(self.seconds, 2)}
+
+
+def next_poll(source: Source, now: dt.datetime, failures: int, retry_after: float | None = None,
+              rng: random.Random | None = None) -> dt.datetime:
+    """When to poll again: the interval with +/-10% jitter, or exponential back-off after failures.
+
+    ``failures`` counts consecutive failures including the one just recorded (0 after a success).
+    A server's Retry-After is honoured when it asks for a longer wait.
+    """
+    rng = rng or random
+    delay = source.interval
+    if failures:
+        delay = min(source.interval * 2 ** min(failures, 16), max(BACKOFF_CAP, source.interval))
+    delay *= 1 + rng.uniform(-JITTER, JITTER)
+    if retry_after:
+        delay = max(delay, retry_after)
+    return now + dt.timedelta(seconds=delay)
+
+
+class Poller:
+    """Polls sources with one fetcher; holds what a cycle needs (db, rules, config)."""
+
+    def __init__(self, db, feeds: FeedsConfig, matcher, fetcher: Fetcher, clock: Callable[[], dt.datetime] | None = None):
+        self.db = db
+        self.feeds = feeds
+        self.matcher = matcher
+        self.fetcher = fetcher
+        self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+
+    async def poll(self, source: Source, state: dict | None) -> PollOutcome:
+        state = state or {}
+        policy = Policy(source.timeout, source.max_bytes, source.host, source.allow_hosts)
+        started = time.perf_counter()
+        if source.type == "page" and not await self.fetcher.robots.allowed(self.fetcher, source.url, policy):
+            resp = Response(url=source.url, error="disallowed by robots.txt")
+        else:
+            resp = await self.fetcher.get(source.url, policy, state.get("etag"), state.get("last_modified"))
+        failures = int(state.get("consecutive_failures") or 0)
+        now = self.clock()
+        if resp.error is None and resp.status not in (200, 304):
+            resp.error = f"unexpected HTTP status {resp.status}"
+        if resp.error is not None:
+            return self._failed(source, resp, failures + 1, now, started)
+        outcome = PollOutcome(source.id, True, resp.status, etag=resp.headers.get("etag"),
+                              last_modified=resp.headers.get("last-modified"),
+                              next_poll=iso(next_poll(source, now, 0)))
+        if resp.not_modified:
+            outcome.elapsed_ms = (time.perf_counter() - started) * 1000
+            return outcome
+        try:
+            entries = self._entries(source, resp)
+        except ParseError as exc:
+            resp.error = str(exc)
+            return self._failed(source, resp, failures + 1, now, started)
+        outcome.items_seen = len(entries)
+        await self._collect_new(source, entries, outcome, policy, now)
+        outcome.elapsed_ms = (time.perf_counter() - started) * 1000
+        return outcome
+
+    def _failed(self, source: Source, resp: Response, failures: int, now: dt.datetime, started: float) -> PollOutcome:
+        wait_until = now + dt.timedelta(seconds=resp.retry_after) if resp.retry_after else None
+        return PollOutcome(source.id, False, resp.status, error=resp.error,
+                           next_poll=iso(next_poll(source, now, failures, resp.retry_after)),
+                           retry_after_until=iso(wait_until), elapsed_ms=(time.perf_counter() - started) * 1000)
+
+    def _entries(self, source: Source, resp: Response) -> list[Entry]:
+        base = resp.final_url or source.url
+        if source.type == "page":
+            return page_links(resp.body, base, source.link_selector or "a", resp.headers)
+        return parse_feed(resp.body, base, resp.headers)
+
+    async def _collect_new(self, source: Source, entries: list[Entry], outcome: PollOutcome, policy: Policy,
+                           now: dt.datetime) -> None:
+        for e in entries:
+            e.url = canonical_url(e.url) if e.url else ""
+        entries = [e for e in entries if e.url]
+        seen_guids, seen_urls = known_keys(self.db, source.id, [e.guid for e in entries], [e.url for e in entries])
+        fresh, batch_urls = [], set()
+        for e in entries:
+            if e.guid in seen_guids:
+                continue
+            if e.url in seen_urls:
+                outcome.aliases.append((e.guid, e.url))
+                continue
+            if e.url not in batch_urls:
+                batch_urls.add(e.url)
+                fresh.append(e)
+        fresh = fresh[:MAX_NEW_PER_POLL]
+        if source.fetch_articles:
+            fresh = await self._fetch_articles(source, fresh, policy, outcome)
+        fetched = iso(now)
+        for e in fresh:
+            outcome.articles.append(self.prepare(e, fetched))
+
+    async def _fetch_articles(self, source: Source, entries: list[Entry], policy: Policy,
+                              outcome: PollOutcome) -> list[Entry]:
+        """Fetch article pages for links and teasers; entries whose page failed wait for the next poll."""
+        todo = [e for e in entries if e.teaser][:MAX_ARTICLE_PAGES_PER_POLL]
+        keep = [e for e in entries if not e.teaser]
+        sem = asyncio.Semaphore(ARTICLE_CONCURRENCY)
+
+        async def one(e: Entry) -> Entry | None:
+            async with sem:
+                if not await self.fetcher.robots.allowed(self.fetcher, e.url, policy):
+                    return e if source.type == "feed" else None
+                r = await self.fetcher.get(e.url, policy)
+            if not r.ok:
+                log.info("article page %s failed: %s", e.url, r.error)
+                return e if source.type == "feed" else None
+            page = await asyncio.to_thread(extract_article, r.body, r.final_url or e.url, r.headers)
+            if page.canonical:
+                e.url = canonical_url(page.canonical)
+            e.title = e.title or page.title
+            if len(page.text) > len(e.text):
+                e.text = page.text
+            e.published = e.published or page.published
+            e.author = e.author or page.author
+            return e
+
+        fetched = await asyncio.gather(*(one(e) for e in todo))
+        keep += [e for e in fetched if e is not None]
+        return keep
+
+    def prepare(self, e: Entry, fetched: str) -> NewArticle:
+        """Fold once; fingerprint, sketch and match on the same folded text."""
+        doc = Folded.of(article_text(e.title, e.text))
+        body_words = Folded.of(e.text).words if e.text else doc.words
+        hits = match_article(self.matcher, e.title, e.text, doc) if self.matcher else []
+        return NewArticle(
+            url=e.url, guid=e.guid or e.url, title=e.title, text=e.text, author=e.author,
+            published=iso(e.published) if e.published else fetched, fetched=fetched,
+            fingerprint=fingerprint(body_words), sketch=sketch(body_words), hits=hits)
+
+
+async def run_cycle(db, feeds: FeedsConfig, matcher, sources: Iterable[Source] | None = None,
+                    fetcher: Fetcher | None = None,
+                    on_report: Callable[[SourceReport], None] | None = None) -> CycleResult:
+    """Poll the given sources (default: all enabled) once and store what is new."""
+    started = time.perf_counter()
+    sources = list(feeds.enabled() if sources is None else sources)
+    own_fetcher = fetcher is None
+    fetcher = fetcher or Fetcher(feeds.concurrency, feeds.per_host)
+    result = CycleResult()
+    states = source_states(db)
+    poller = Poller(db, feeds, matcher, fetcher)
+
+    async def one(source: Source) -> None:
+        try:
+            outcome = await poller.poll(source, states.get(source.id))
+        except Exception as exc:  # a bug on one source's data must not stop the others
+            log.exception("poll of %s crashed", source.id)
+            outcome = PollOutcome(source.id, False, error=f"internal error: {type(exc).__name__}: {exc}",
+                                  next_poll=iso(next_poll(source, poller.clock(), 1)))
+        inserted = save_poll(db, outcome, same_story)
+        report = SourceReport(source.id, outcome.ok, outcome.status, len(inserted),
+                              sum(len(a.hits) for a in inserted), outcome.elapsed_ms, outcome.error,
+                              outcome.ok and outcome.status == 304)
+        result.reports.append(report)
+        result.articles.extend(inserted)
+        log.info("poll source=%s status=%s new=%d hits=%d ms=%.0f%s", source.id, outcome.status or "-",
+                 report.new_articles, report.new_hits, report.ms, f" error={outcome.error}" if outcome.error else "",
+                 extra={"source": source.id, "status": outcome.status, "new_items": report.new_articles,
+                        "new_hits": report.new_hits, "ms": round(report.ms), "error": outcome.error})
+        if on_report:
+            on_report(report)
+
+    try:
+        await asyncio.gather(*(one(s) for s in sources))
+    finally:
+        if own_fetcher:
+            await fetcher.aclose()
+    result.seconds = time.perf_counter() - started
+    return result

@@ -1,0 +1,73 @@
+"""Duplicates and stories: canonical URLs, content fingerprints, shingle sketches.
+
+- ``canonical_url``: one spelling per article URL (tracking parameters, fragments,
+  case of scheme/host and default ports removed).
+- ``fingerprint``: a hash of the article's folded words; the same text under
+  another URL is the same article.
+- ``sketch``: a content-defined sample of 5-word shingles (Manber-style anchors:
+  a shingle is kept when its first word's hash is 0 mod 8). Sampling depends only
+  on the words themselves, so an excerpt's sketch is a subset of the full text's
+  sketch, which lets containment (shared / smaller sketch) find excerpts and
+  republications with other headlines and boilerplate, while two different
+  articles about the same event share almost no 5-word shingles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+SHINGLE = 5
+ANCHOR_MASK = 7  # keep 1 in 8 positions
+MIN_SHARED = 3
+MIN_CONTAINMENT = 0.5
+
+TRACKING_PARAMS = {
+    "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid", "igshid", "mc_cid", "mc_eid",
+    "_ga", "_gl", "ocid", "cmpid", "cmp", "ref_src", "ref_url", "smid", "sr_share", "mkt_tok", "s_cid", "ito",
+    "spm", "__twitter_impression", "taid", "sh", "rss", "feature",
+}
+TRACKING_PREFIXES = ("utm_", "hsa_", "pk_", "mtm_", "at_", "vero_", "oly_")
+
+
+def canonical_url(url: str, base: str | None = None) -> str:
+    """Normalise an article URL so that the same page always has the same key."""
+    url = (url or "").strip()
+    if base:
+        url = urljoin(base, url)
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower().rstrip(".")
+    if parts.port and not ((scheme == "http" and parts.port == 80) or (scheme == "https" and parts.port == 443)):
+        host = f"{host}:{parts.port}"
+    if parts.username:
+        host = f"{parts.username}@{host}"
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if k.lower() not in TRACKING_PARAMS and not k.lower().startswith(TRACKING_PREFIXES)]
+    path = parts.path or "/"
+    return urlunsplit((scheme, host, path, urlencode(query, doseq=True), ""))
+
+
+def fingerprint(words: list[str]) -> str:
+    """Hash of the folded word sequence: equal for the same text however it is spaced or cased."""
+    return hashlib.blake2b(" ".join(words).encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+
+
+def sketch(words: list[str]) -> list[int]:
+    """Sorted distinct signed 63-bit hashes of the anchored 5-word shingles."""
+    if len(words) < SHINGLE:
+        return []
+    hashes = [zlib.crc32(w.encode("utf-8", "surrogatepass")) for w in words[: len(words) - SHINGLE + 1]]
+    out = set()
+    for i, h in enumerate(hashes):
+        if not h & ANCHOR_MASK:
+            digest = hashlib.blake2b(" ".join(words[i:i + SHINGLE]).encode("utf-8", "surrogatepass"), digest_size=8).digest()
+            out.add(int.from_bytes(digest, "big", signed=True) >> 1)
+    return sorted(out)
+
+
+def same_story(shared: int, mine: int, theirs: int) -> bool:
+    """Decide from sketch overlap whether two texts are copies of one story."""
+    smaller = min(mine, theirs)
+    return smaller > 0 and shared >= MIN_SHARED and shared / smaller >= MIN_CONTAINMENT

@@ -1,0 +1,310 @@
+"""HTTP fetching: polite, bounded, and safe. The only module that knows httpx.
+
+- one ``httpx.AsyncClient`` per host (its pool is the per-host limit) plus a global
+  semaphore, because a single client slows down with many requests pending;
+- a total deadline per request (``asyncio.timeout``), not only per-read timeouts;
+- the size cap is applied to *decompressed* bytes while streaming (``iter_raw`` and
+  incremental gzip/deflate/brotli decoders with a max output length);
+- redirects are followed by hand: at most 5 hops, http(s) only, and every hop's host
+  is resolved once and checked (no loopback/private/link-local/multicast targets
+  unless it is the source's own host or listed in ``allow_hosts``); the connection
+  then goes to that checked address, so DNS rebinding cannot swap it;
+- conditional GET (ETag / Last-Modified), ``Retry-After``, robots.txt for pages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import ipaddress
+import socket
+import time
+import urllib.robotparser
+import zlib
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import brotli
+import httpx
+
+from . import USER_AGENT
+
+MAX_REDIRECTS = 5
+ROBOTS_TTL = 6 * 3600
+RETRY_AFTER_CAP = 24 * 3600
+ACCEPT = "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, application/xml;q=0.9, text/xml;q=0.9, text/html;q=0.8, */*;q=0.5"
+
+
+@dataclass
+class Response:
+    url: str  # as requested
+    final_url: str = ""
+    status: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    error: str | None = None
+    elapsed_ms: float = 0.0
+    retry_after: float | None = None  # seconds, when the server asked us to wait
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and 200 <= self.status < 300
+
+    @property
+    def not_modified(self) -> bool:
+        return self.error is None and self.status == 304
+
+
+class FetchError(Exception):
+    pass
+
+
+class Blocked(FetchError):
+    """A target the SSRF policy refuses."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What one request may do."""
+
+    timeout: float = 20.0
+    max_bytes: int = 10_000_000
+    own_host: str = ""
+    allow_hosts: tuple[str, ...] = ()
+
+
+def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), RETRY_AFTER_CAP)
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, min(when - (now or time.time()), RETRY_AFTER_CAP))
+
+
+class _Decoder:
+    """Incremental, bounded decoder for one Content-Encoding."""
+
+    def __init__(self, encoding: str):
+        encs = [e.strip().lower() for e in encoding.split(",") if e.strip() and e.strip().lower() != "identity"]
+        if len(encs) > 1:
+            raise FetchError(f"unsupported stacked Content-Encoding {encoding!r}")
+        self.kind = encs[0] if encs else ""
+        if self.kind in ("gzip", "x-gzip"):
+            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self.kind == "deflate":
+            self._z = None  # zlib-wrapped or raw: decided on the first bytes
+        elif self.kind == "br":
+            self._br = brotli.Decompressor()
+        elif self.kind:
+            raise FetchError(f"unsupported Content-Encoding {encoding!r}")
+
+    def feed(self, data: bytes, limit: int) -> bytes:
+        """Decode ``data``; return at most ``limit + 1`` bytes (one more tells 'over the cap')."""
+        if not self.kind:
+            return data[: limit + 1]
+        if self.kind == "br":
+            out = [self._br.process(data, output_buffer_limit=limit + 1)]
+            size = len(out[0])
+            while size <= limit and not self._br.can_accept_more_data():
+                more = self._br.process(b"", output_buffer_limit=limit + 1 - size)
+                if not more:
+                    break
+                out.append(more)
+                size += len(more)
+            return b"".join(out)[: limit + 1]
+        if self.kind == "deflate" and self._z is None:
+            raw = not (len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0)
+            self._z = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+        out = [self._z.decompress(data, limit + 1)]
+        size = len(out[0])
+        while size <= limit and self._z.unconsumed_tail:
+            more = self._z.decompress(self._z.unconsumed_tail, limit + 1 - size)
+            out.append(more)
+            size += len(more)
+        return b"".join(out)
+
+
+class Robots:
+    """robots.txt rules per origin, cached for ROBOTS_TTL seconds."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[float, urllib.robotparser.RobotFileParser]] = {}
+
+    async def allowed(self, fetcher: "Fetcher", url: str, policy: Policy) -> bool:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        cached = self._cache.get(origin)
+        if cached is None or time.time() - cached[0] > ROBOTS_TTL:
+            parser = urllib.robotparser.RobotFileParser()
+            resp = await fetcher.get(origin + "/robots.txt", Policy(min(policy.timeout, 10), 500_000, policy.own_host, policy.allow_hosts))
+            if resp.error is None and resp.status < 300:
+                parser.parse(resp.body.decode("utf-8", "replace").splitlines())
+            elif resp.error is None and 400 <= resp.status < 500:
+                parser.allow_all = True
+            else:  # unreachable: RFC 9309 says assume disallowed, retry later
+                parser.disallow_all = True
+            cached = (time.time(), parser)
+            self._cache[origin] = cached
+        return cached[1].can_fetch("borderwatch", url)
+
+
+class Fetcher:
+    """Async fetcher for one cycle (or one long run). Use as ``async with Fetcher() as f``."""
+
+    def __init__(self, concurrency: int = 20, per_host: int = 4, user_agent: str = USER_AGENT,
+                 robots: Robots | None = None):
+        self.concurrency = concurrency
+        self.per_host = per_host
+        self.user_agent = user_agent
+        self.robots = robots or Robots()
+        self._global = asyncio.Semaphore(concurrency)
+        self._hosts: dict[str, tuple[httpx.AsyncClient, asyncio.Semaphore]] = {}
+        self._dns: dict[tuple[str, int], tuple[float, str]] = {}
+
+    async def __aenter__(self) -> "Fetcher":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        clients = [c for c, _ in self._hosts.values()]
+        self._hosts.clear()
+        await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
+
+    def _client(self, host: str) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        entry = self._hosts.get(host)
+        if entry is None:
+            client = httpx.AsyncClient(
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=self.per_host, max_keepalive_connections=self.per_host),
+                headers={"User-Agent": self.user_agent, "Accept-Encoding": "gzip, deflate, br"},
+                trust_env=False,
+            )
+            entry = (client, asyncio.Semaphore(self.per_host))
+            self._hosts[host] = entry
+        return entry
+
+    async def _resolve(self, host: str, port: int, policy: Policy) -> str:
+        """Resolve once and apply the SSRF policy to the address we will connect to."""
+        try:
+            ip = ipaddress.ip_address(host.strip("[]"))
+            addr = str(ip)
+        except ValueError:
+            cached = self._dns.get((host, port))
+            if cached and time.monotonic() - cached[0] < 300:
+                addr = cached[1]
+            else:
+                loop = asyncio.get_running_loop()
+                try:
+                    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                except socket.gaierror as exc:
+                    raise FetchError(f"DNS lookup failed for {host}: {exc.strerror or exc}") from None
+                if not infos:
+                    raise FetchError(f"DNS lookup for {host} returned no address")
+                addr = infos[0][4][0]
+                self._dns[(host, port)] = (time.monotonic(), addr)
+            ip = ipaddress.ip_address(addr)
+        if not _is_public(ip) and host != policy.own_host and host not in policy.allow_hosts:
+            raise Blocked(f"blocked request to {host} ({addr}): not a public address "
+                          "(add the host to allow_hosts if this is intended)")
+        return addr
+
+    async def get(self, url: str, policy: Policy = Policy(), etag: str | None = None,
+                  last_modified: str | None = None) -> Response:
+        """GET ``url`` following up to 5 redirects; never raises, errors are in ``Response.error``."""
+        started = time.perf_counter()
+        resp = Response(url=url)
+        try:
+            async with self._global, asyncio.timeout(policy.timeout):
+                await self._get(url, policy, etag, last_modified, resp)
+        except TimeoutError:
+            resp.error = f"timed out after {policy.timeout:g}s (total deadline)"
+        except Blocked as exc:
+            resp.error = str(exc)
+        except FetchError as exc:
+            resp.error = str(exc)
+        except httpx.ConnectError as exc:
+            resp.error = f"connection failed: {_reason(exc)}"
+        except httpx.TimeoutException:
+            resp.error = f"timed out after {policy.timeout:g}s"
+        except httpx.HTTPError as exc:
+            resp.error = f"HTTP error: {_reason(exc)}"
+        except (OSError, zlib.error, brotli.error) as exc:
+            resp.error = f"{type(exc).__name__}: {exc}"
+        resp.elapsed_ms = (time.perf_counter() - started) * 1000
+        if resp.error is None and resp.status >= 400:
+            resp.error = f"HTTP {resp.status}"
+        return resp
+
+    async def _get(self, url: str, policy: Policy, etag: str | None, last_modified: str | None, resp: Response) -> None:
+        current = url
+        for _hop in range(MAX_REDIRECTS + 1):
+            parts = urlsplit(current)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise FetchError(f"refusing non-http(s) URL {current!r}")
+            host = parts.hostname.lower()
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            addr = await self._resolve(host, port, policy)
+            netloc_ip = f"[{addr}]" if ":" in addr else addr
+            if parts.port:
+                netloc_ip += f":{parts.port}"
+            target = urlunsplit((parts.scheme, netloc_ip, parts.path or "/", parts.query, ""))
+            headers = {"Host": parts.netloc.rsplit("@", 1)[-1], "Accept": ACCEPT}
+            if current == url:
+                if etag:
+                    headers["If-None-Match"] = etag
+                if last_modified:
+                    headers["If-Modified-Since"] = last_modified
+            client, sem = self._client(f"{parts.scheme}://{host}:{port}")
+            extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+            async with sem:
+                request = client.build_request("GET", target, headers=headers, extensions=extensions)
+                r = await client.send(request, stream=True)
+                try:
+                    resp.status = r.status_code
+                    resp.final_url = current
+                    resp.headers = {k.lower(): v for k, v in r.headers.items()}
+                    if r.status_code in (301, 302, 303, 307, 308) and "location" in r.headers:
+                        current = urljoin(current, r.headers["location"])
+                        continue
+                    if r.status_code in (429, 503):
+                        resp.retry_after = parse_retry_after(r.headers.get("retry-after"))
+                    if r.status_code == 200:
+                        resp.body = await _read_capped(r, policy.max_bytes)
+                    return
+                finally:
+                    await r.aclose()
+        raise FetchError(f"too many redirects (more than {MAX_REDIRECTS}), last to {current}")
+
+
+async def _read_capped(r: httpx.Response, max_bytes: int) -> bytes:
+    decoder = _Decoder(r.headers.get("content-encoding", ""))
+    chunks: list[bytes] = []
+    total = 0
+    async for raw in r.aiter_raw():
+        data = decoder.feed(raw, max_bytes - total)
+        total += len(data)
+        if total > max_bytes:
+            raise FetchError(f"response larger than the {max_bytes:,}-byte cap (cut off, not parsed)")
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    if "CERTIFICATE" in text.upper() or "SSL" in text.upper():
+        return f"TLS error: {text}"
+    return text

@@ -1,0 +1,373 @@
+"""Response bodies -> entries: feeds (RSS, Atom, JSON Feed), listing pages, article pages.
+
+Feeds take a fast path (fastfeedparser: a Rust core over libxml2) and fall back to
+feedparser, which salvages ill-formed feeds better, in a separate worker process
+that is killed past a time limit and runs under a memory limit (feedparser has
+quadratic corners, e.g. a 32 KB crafted <author>). Before either parser sees a body,
+XML entity declarations are refused (billion laughs, quadratic blow-up, external
+entities). Bodies are always handed over as bytes, never as a str that a parser
+could take for a URL or a file name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import io
+import multiprocessing
+import re
+import threading
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+from bs4 import BeautifulSoup, Comment
+
+MAX_TITLE = 1_000
+MAX_TEXT = 200_000
+TEASER_CHARS = 600
+FALLBACK_TIMEOUT = 5.0
+FALLBACK_MEMORY = 1 << 30
+
+_ENTITY_DECL = re.compile(rb"<!\s*ENTITY", re.I)
+_TAGGISH = re.compile(r"[<&]")
+_WS = re.compile(r"[ \t\r\f\v]+")
+_BLANK_LINES = re.compile(r"\n\s*\n+")
+_XML_ENCODING = re.compile(rb"^\s*<\?xml[^>]*encoding=", re.I)
+_BOILERPLATE = re.compile(
+    r"(^|[\s_-])(nav|navbar|menu|footer|sidebar|comments?|share|sharing|social|related|promo|advert|ads?|"
+    r"cookie|newsletter|subscribe|breadcrumbs?|masthead|skip)([\s_-]|$)", re.I)
+
+
+class ParseError(Exception):
+    pass
+
+
+@dataclass
+class Entry:
+    """One item as published by a source, before dedup."""
+
+    url: str
+    title: str = ""
+    text: str = ""
+    guid: str = ""
+    author: str = ""
+    published: dt.datetime | None = None
+    teaser: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- text helpers
+
+
+def clean_text(value: str | None, limit: int = MAX_TEXT) -> str:
+    """HTML or plain text -> readable plain text (paragraphs kept, scripts dropped)."""
+    if not value:
+        return ""
+    if _TAGGISH.search(value) is None:
+        return _tidy(value)[:limit]
+    if "<" not in value:
+        return _tidy(html.unescape(value))[:limit]
+    import lxml.html
+
+    try:
+        root = lxml.html.fragment_fromstring(value, create_parent="div")
+    except Exception:  # lxml raises ParserError on empty or odd fragments
+        return _tidy(html.unescape(re.sub(r"<[^>]*>", " ", value)))[:limit]
+    for bad in root.xpath("//script|//style|//noscript|//template|//iframe|//object|//svg"):
+        bad.drop_tree()
+    for block in root.iter("p", "br", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr", "section", "article"):
+        block.tail = "\n" + (block.tail or "")
+    return _tidy(root.text_content())[:limit]
+
+
+def _tidy(text: str) -> str:
+    text = _WS.sub(" ", text.replace("\u00a0", " "))
+    text = _BLANK_LINES.sub("\n\n", "\n".join(line.strip() for line in text.split("\n")))
+    return text.strip()
+
+
+def clean_title(value: str | None) -> str:
+    return " ".join(clean_text(value, MAX_TITLE * 2).split())[:MAX_TITLE]
+
+
+def _parse_time(value) -> dt.datetime | None:
+    if not value:
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    try:
+        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        from dateutil import parser as dparser
+
+        try:
+            parsed = dparser.parse(str(value))
+        except (ValueError, OverflowError):
+            return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed.astimezone(dt.timezone.utc)
+
+
+# --------------------------------------------------------------------------- feeds
+
+
+def screen_xml(body: bytes) -> None:
+    """Refuse entity declarations before any XML parser runs."""
+    if _ENTITY_DECL.search(body):
+        raise ParseError("rejected: the document declares XML entities (entity expansion attacks are refused)")
+
+
+def _transcode(body: bytes, headers: dict[str, str]) -> bytes:
+    """Honour a charset given only in the HTTP header, by handing the parser UTF-8."""
+    ctype = headers.get("content-type", "")
+    m = re.search(r"charset=[\"']?([\w.:-]+)", ctype, re.I)
+    if not m or m.group(1).lower().replace("_", "-") in ("utf-8", "utf8"):
+        return body
+    if body.lstrip()[:1] in (b"{", b"[") or _XML_ENCODING.match(body[:200]):
+        return body
+    try:
+        return body.decode(m.group(1)).encode("utf-8")
+    except (LookupError, UnicodeDecodeError):
+        return body
+
+
+def parse_feed(body: bytes, base_url: str, headers: dict[str, str] | None = None) -> list[Entry]:
+    """Parse an RSS/Atom/JSON feed body; raise ParseError with a reason if nothing can be salvaged."""
+    headers = headers or {}
+    if not body.strip():
+        raise ParseError("empty response body")
+    screen_xml(body)
+    body = _transcode(body, headers)
+    fast_error = None
+    try:
+        import fastfeedparser
+
+        feed = fastfeedparser.parse(body)
+        entries = feed.get("entries") or []
+        if entries or _declares_feed(body):
+            return [e for e in (_entry_from_dict(d, base_url) for d in entries) if e]
+    except Exception as exc:  # fastfeedparser raises ValueError and lxml errors alike
+        fast_error = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        if "HTML" in fast_error and not _declares_feed(body):
+            raise ParseError("not a feed: the server returned an HTML page") from None
+    entries, reason = _fallback(body, headers)
+    if entries is None:
+        raise ParseError(reason or fast_error or "not a feed")
+    return [e for e in (_entry_from_dict(d, base_url) for d in entries) if e]
+
+
+def _declares_feed(body: bytes) -> bool:
+    head = body[:2048].lower()
+    return any(t in head for t in (b"<rss", b"<feed", b"<rdf:rdf", b"jsonfeed.org"))
+
+
+def _entry_from_dict(d: dict, base_url: str) -> Entry | None:
+    link = d.get("link") or ""
+    if not link:
+        for alt in d.get("links") or []:
+            if isinstance(alt, dict) and alt.get("href") and alt.get("rel") in (None, "alternate"):
+                link = alt["href"]
+                break
+    guid = str(d.get("id") or "")
+    if not link and guid.startswith(("http://", "https://")):
+        link = guid
+    link = urljoin(base_url, str(link).strip()) if link else ""
+    if link and urlsplit(link).scheme not in ("http", "https"):
+        link = ""  # javascript:, data: and friends are not article links
+    content = ""
+    for c in d.get("content") or []:
+        if isinstance(c, dict) and c.get("value"):
+            content = c["value"]
+            break
+    summary = d.get("description") or d.get("summary") or ""
+    text = clean_text(content if len(content) >= len(summary) else summary)
+    title = clean_title(d.get("title"))
+    if not (link or guid) or not (title or text):
+        return None
+    author = d.get("author") or ""
+    if isinstance(author, dict):
+        author = author.get("name") or ""
+    return Entry(
+        url=link, title=title, text=text, guid=guid or link, author=clean_title(str(author))[:200],
+        published=_parse_time(d.get("published") or d.get("updated")),
+        teaser=len(text) < TEASER_CHARS,
+    )
+
+
+# ------------------------------------------------------------- feedparser in a worker process
+
+
+def _worker(conn) -> None:  # runs in the child process
+    import resource
+
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (FALLBACK_MEMORY, FALLBACK_MEMORY))
+    except (ValueError, OSError):
+        pass
+    import feedparser
+
+    while True:
+        try:
+            body, headers = conn.recv()
+        except EOFError:
+            return
+        try:
+            parsed = feedparser.parse(io.BytesIO(body), response_headers=headers,
+                                      sanitize_html=False, resolve_relative_uris=False)
+            entries = [_plain_entry(e) for e in parsed.entries]
+            reason = None
+            if not entries and parsed.get("bozo"):
+                reason = f"not a feed: {parsed.get('bozo_exception')}"[:300]
+            elif not entries and not parsed.get("version"):
+                reason = "not a feed: no RSS, Atom or JSON Feed structure found"
+            conn.send((entries if not reason else None, reason))
+        except MemoryError:
+            conn.send((None, "parser ran out of memory (limit reached)"))
+        except Exception as exc:
+            conn.send((None, f"parser error: {type(exc).__name__}: {exc}"[:300]))
+
+
+def _plain_entry(e) -> dict:
+    def get(key):
+        value = e.get(key)
+        return value if isinstance(value, (str, int, float, type(None))) else str(value)
+
+    published = None
+    for key in ("published_parsed", "updated_parsed"):
+        t = e.get(key)
+        if t:
+            try:
+                published = dt.datetime(*t[:6], tzinfo=dt.timezone.utc).isoformat()
+            except (TypeError, ValueError):
+                pass
+            break
+    content = [{"value": str(c.get("value", ""))} for c in (e.get("content") or []) if isinstance(c, dict)]
+    return {"id": get("id"), "link": get("link"), "title": get("title"), "description": get("summary"),
+            "content": content, "author": get("author"), "published": published,
+            "links": [{"href": str(l.get("href", "")), "rel": l.get("rel")} for l in (e.get("links") or []) if isinstance(l, dict)]}
+
+
+class _Sandbox:
+    """One long-lived feedparser worker; killed and replaced when it overruns."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc = None
+        self._conn = None
+
+    def _start(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_worker, args=(child,), daemon=True, name="borderwatch-feedparser")
+        self._proc.start()
+        child.close()
+        self._conn = parent
+
+    def _kill(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.join(5)
+        self._proc = self._conn = None
+
+    def parse(self, body: bytes, headers: dict[str, str], timeout: float) -> tuple[list | None, str | None]:
+        with self._lock:
+            if self._proc is None or not self._proc.is_alive():
+                self._start()
+            try:
+                self._conn.send((body, headers))
+                if not self._conn.poll(timeout):
+                    self._kill()
+                    return None, f"rejected: feed parser exceeded {timeout:g}s (hostile or pathological feed)"
+                return self._conn.recv()
+            except (EOFError, OSError, BrokenPipeError):
+                self._kill()
+                return None, "rejected: feed parser crashed (out of memory or hostile feed)"
+
+    def close(self) -> None:
+        with self._lock:
+            self._kill()
+
+
+SANDBOX = _Sandbox()
+
+
+def _fallback(body: bytes, headers: dict[str, str]) -> tuple[list | None, str | None]:
+    return SANDBOX.parse(body, headers, FALLBACK_TIMEOUT)
+
+
+# --------------------------------------------------------------------------- pages
+
+
+def _soup(body: bytes, headers: dict[str, str] | None = None) -> BeautifulSoup:
+    ctype = (headers or {}).get("content-type", "")
+    m = re.search(r"charset=[\"']?([\w.:-]+)", ctype, re.I)
+    return BeautifulSoup(body, "lxml", from_encoding=m.group(1) if m else None)
+
+
+def page_links(body: bytes, base_url: str, selector: str, headers: dict[str, str] | None = None) -> list[Entry]:
+    """Links to articles on a listing page, found by a CSS selector, as absolute http(s) URLs."""
+    soup = _soup(body, headers)
+    base = soup.find("base", href=True)
+    base_url = urljoin(base_url, base["href"]) if base else base_url
+    seen, entries = set(), []
+    for el in soup.select(selector):
+        a = el if el.name == "a" else el.find("a", href=True)
+        if a is None or not a.get("href"):
+            continue
+        url = urljoin(base_url, a["href"].strip())
+        if urlsplit(url).scheme not in ("http", "https") or url in seen:
+            continue
+        seen.add(url)
+        entries.append(Entry(url=url, title=clean_title(a.get_text(" ")), guid=url, teaser=True))
+    return entries
+
+
+@dataclass
+class ArticlePage:
+    title: str
+    text: str
+    canonical: str | None = None
+    published: dt.datetime | None = None
+    author: str = ""
+
+
+def extract_article(body: bytes, url: str, headers: dict[str, str] | None = None) -> ArticlePage:
+    """Main text of an article page: no navigation, scripts, comments, footers or asides."""
+    soup = _soup(body, headers)
+    canonical = None
+    link = soup.find("link", rel=lambda v: v and "canonical" in (v if isinstance(v, list) else [v]), href=True)
+    if link:
+        canonical = urljoin(url, link["href"].strip())
+        if urlsplit(canonical).scheme not in ("http", "https"):
+            canonical = None
+    title = _meta(soup, "og:title") or (soup.title.get_text(" ") if soup.title else "")
+    h1 = soup.find("h1")
+    if h1 and h1.get_text(strip=True):
+        title = h1.get_text(" ")
+    published = _parse_time(_meta(soup, "article:published_time") or _meta(soup, "date")
+                            or (soup.find("time", datetime=True) or {}).get("datetime"))
+    author = _meta(soup, "author") or _meta(soup, "article:author") or ""
+    for bad in soup(["script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form",
+                     "iframe", "svg", "button", "select", "figure"]):
+        bad.decompose()
+    for c in soup.find_all(string=lambda s: isinstance(s, Comment)):
+        c.extract()
+    for el in soup.find_all(True):
+        if el.decomposed or el.attrs is None:
+            continue
+        marker = " ".join(el.get("class", []) or []) + " " + (el.get("id") or "") + " " + (el.get("role") or "")
+        if el.name not in ("body", "html", "article", "main") and _BOILERPLATE.search(marker):
+            el.decompose()
+    root = (soup.find(attrs={"itemprop": "articleBody"}) or soup.find("article") or soup.find("main")
+            or soup.find(attrs={"role": "main"}) or soup.body or soup)
+    blocks = [b.get_text(" ", strip=True) for b in root.find_all(["p", "h2", "h3", "li", "blockquote"])]
+    text = "\n\n".join(b for b in blocks if b)
+    if len(text) < 200:
+        text = root.get_text("\n", strip=True)
+    return ArticlePage(clean_title(title), _tidy(text)[:MAX_TEXT], canonical, published, clean_title(author)[:200])
+
+
+def _meta(soup: BeautifulSoup, name: str) -> str:
+    tag = soup.find("meta", attrs={"property": name}) or soup.find("meta", attrs={"name": name})
+    return tag.get("content", "").strip() if tag else ""

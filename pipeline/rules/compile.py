@@ -1,0 +1,91 @@
+"""Compile a RuleSet into one Aho-Corasick automaton over all folded terms.
+
+Each plain term becomes a key in ``Folded.joined`` form: ``" cartel de sinaloa "``
+(whole words) or ``" extradit"`` (a ``*`` wildcard: open at the end). Because the
+joined text has single spaces between words and at both ends, every match of a key
+is on word boundaries, so the automaton's raw output needs no boundary checks.
+The automaton maps a key to every (rule, group, term) that uses it, so the cost of
+one article is one scan plus work proportional to the terms actually found, not to
+the number of rules. Regex terms (RE2: linear time) are run separately per rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ahocorasick
+import re2
+
+from ..config import Rule, RuleSet, Term
+from ..fold import strip_accents, term_words
+
+NONE_GROUP = -1
+
+
+@dataclass(frozen=True)
+class TermRef:
+    rule: int  # index into Matcher.rules
+    group: int  # 0.. positive groups, NONE_GROUP for exclusions
+    label: str  # as written by the operator
+    wildcard: bool
+    cased: str | None  # accent-stripped words with case, for case: true terms
+
+
+@dataclass(frozen=True)
+class RegexRef:
+    group: int
+    label: str
+    pattern: object  # re2 compiled pattern
+
+
+class Matcher:
+    """All rules compiled once; call :meth:`match` per article."""
+
+    def __init__(self, ruleset: RuleSet):
+        self.ruleset = ruleset
+        self.rules: tuple[Rule, ...] = ruleset.rules
+        self.group_counts = [len(r.groups()) for r in self.rules]
+        self.regexes: dict[int, list[RegexRef]] = {}
+        self.automaton = ahocorasick.Automaton()
+        keys: dict[str, list[TermRef]] = {}
+        for ri, rule in enumerate(self.rules):
+            groups = [(gi, g) for gi, g in enumerate(rule.groups())] + [(NONE_GROUP, rule.none)]
+            for gi, terms in groups:
+                for term in terms:
+                    self._add(ri, gi, term, keys)
+        for key, refs in keys.items():
+            self.automaton.add_word(key, (len(key), tuple(refs)))
+        self.empty = not keys
+        if not self.empty:
+            self.automaton.make_automaton()
+
+    def _add(self, ri: int, gi: int, term: Term, keys: dict[str, list[TermRef]]) -> None:
+        if term.regex:
+            opts = re2.Options()
+            opts.case_sensitive = term.case
+            opts.max_mem = 8 << 20
+            self.regexes.setdefault(ri, []).append(RegexRef(gi, term.label, re2.compile(term.text, opts)))
+            return
+        text = term.text.strip()
+        wildcard = text.endswith("*")
+        words = term_words(text.rstrip("*"))
+        key = " " + " ".join(words) + ("" if wildcard else " ")
+        cased = " ".join(strip_accents(w) for w in _raw_words(text.rstrip("*"))) if term.case else None
+        refs = keys.setdefault(key, [])
+        if not any(r.rule == ri and r.group == gi and r.cased == cased for r in refs):
+            refs.append(TermRef(ri, gi, text, wildcard, cased))
+
+    def match(self, title: str, text: str):
+        from .match import match_article
+
+        return match_article(self, title, text)
+
+
+def _raw_words(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"[^\W_]+", text)
+
+
+def compile_rules(ruleset: RuleSet) -> Matcher:
+    return Matcher(ruleset)

@@ -1,0 +1,184 @@
+"""Match one article against a compiled Matcher: Article text -> [Hit]."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..fold import Folded, strip_accents
+
+if TYPE_CHECKING:
+    from .compile import Matcher, TermRef
+
+MAX_TITLE = 1_000
+MAX_TEXT = 200_000
+SNIPPET_CHARS = 200
+_WS = re.compile(r"\s+")
+
+
+@dataclass
+class Hit:
+    rule: str
+    terms: list[str]
+    snippet: str
+    marks: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def highlighted(self) -> str:
+        return highlight(self.snippet, self.marks)
+
+
+def highlight(snippet: str, marks: list, before: str = "**", after: str = "**") -> str:
+    """Wrap each marked span of the snippet in ``before``/``after``."""
+    out, pos = [], 0
+    for start, end in sorted(marks):
+        if start < pos:
+            continue
+        out += [snippet[pos:start], before, snippet[start:end], after]
+        pos = end
+    out.append(snippet[pos:])
+    return "".join(out)
+
+
+@dataclass
+class _Occ:
+    group: int
+    label: str
+    start: int  # in the original text
+    end: int
+    word: int  # index of the first word, for `near`
+
+
+def article_text(title: str, text: str) -> str:
+    """The text rules see: capped title and body."""
+    return (title or "")[:MAX_TITLE] + "\n\n" + (text or "")[:MAX_TEXT]
+
+
+def match_article(matcher: "Matcher", title: str, text: str, folded: Folded | None = None) -> list[Hit]:
+    if folded is None:
+        folded = Folded.of(article_text(title, text))
+    found: dict[int, list[tuple[int, int, "TermRef"]]] = {}
+    if not matcher.empty:
+        joined = folded.joined
+        for end, (key_len, refs) in matcher.automaton.iter(joined):
+            start = end - key_len + 2  # first character of the first word
+            for ref in refs:
+                found.setdefault(ref.rule, []).append((start, end, ref))
+    for ri in matcher.regexes:
+        found.setdefault(ri, [])
+    hits = []
+    for ri, raw in found.items():
+        hit = _evaluate(matcher, ri, raw, folded)
+        if hit:
+            hits.append(hit)
+    order = {r.id: i for i, r in enumerate(matcher.rules)}
+    hits.sort(key=lambda h: order[h.rule])
+    return hits
+
+
+def _evaluate(matcher: "Matcher", ri: int, raw: list, folded: Folded) -> Hit | None:
+    rule = matcher.rules[ri]
+    ngroups = matcher.group_counts[ri]
+    # Cheap pre-check before any position work: every group present, no exclusion.
+    present = {ref.group for _, _, ref in raw}
+    regexes = matcher.regexes.get(ri, [])
+    if not regexes:
+        if -1 in present and not any(ref.cased for _, _, ref in raw if ref.group == -1):
+            return None
+        if any(g not in present for g in range(ngroups)):
+            return None
+    occs = [o for o in (_resolve(s, e, ref, folded) for s, e, ref in raw) if o is not None]
+    occs += _regex_occurrences(regexes, folded)
+    if any(o.group == -1 for o in occs):
+        return None
+    by_group: dict[int, list[_Occ]] = {}
+    for o in occs:
+        by_group.setdefault(o.group, []).append(o)
+    if any(g not in by_group for g in range(ngroups)):
+        return None
+    if rule.near is not None and not _within(by_group, ngroups, rule.near):
+        return None
+    positive = sorted(occs, key=lambda o: o.start)
+    terms = list(dict.fromkeys(o.label for o in positive))
+    snippet, marks = _snippet(folded.original, positive)
+    return Hit(rule.id, terms, snippet, marks)
+
+
+def _resolve(start: int, end: int, ref: "TermRef", folded: Folded) -> _Occ | None:
+    """Turn an automaton match (positions in ``joined``) into an occurrence in the original."""
+    last = end - 1 if not ref.wildcard else end  # last char of the match inside a word
+    first_word = folded.word_index(start)
+    last_word = folded.word_index(last)
+    o_start, o_end = folded.original_span(first_word, last_word)
+    if ref.cased is not None:
+        words = re.findall(r"[^\W_]+", strip_accents(folded.original[o_start:o_end]))
+        if " ".join(words) != ref.cased:
+            return None
+    return _Occ(ref.group, ref.label, o_start, o_end, first_word)
+
+
+def _regex_occurrences(regexes: list, folded: Folded) -> list[_Occ]:
+    occs = []
+    for rx in regexes:
+        m = rx.pattern.search(folded.original)
+        if m is None or m.end() == m.start():
+            continue
+        occs.append(_Occ(rx.group, rx.label, m.start(), m.end(), _word_at(folded, m.start())))
+    return occs
+
+
+def _word_at(folded: Folded, original_pos: int) -> int:
+    """Word index for an offset in the original text (used by regex matches)."""
+    prefix = folded.original[:original_pos]
+    return len(re.findall(r"[^\W_]+", prefix))
+
+
+def _within(by_group: dict[int, list[_Occ]], ngroups: int, near: int) -> bool:
+    """Is there one occurrence per group with all of them within ``near`` words?"""
+    events = sorted((o.word, g) for g in range(ngroups) for o in by_group[g])
+    counts: dict[int, int] = {}
+    left = 0
+    for right, (word, group) in enumerate(events):
+        counts[group] = counts.get(group, 0) + 1
+        while len(counts) == ngroups:
+            if word - events[left][0] <= near:
+                return True
+            lg = events[left][1]
+            counts[lg] -= 1
+            if not counts[lg]:
+                del counts[lg]
+            left += 1
+    return False
+
+
+def _snippet(original: str, occs: list[_Occ]) -> tuple[str, list[tuple[int, int]]]:
+    """About SNIPPET_CHARS of text around the first match, whitespace collapsed, with marks."""
+    first = occs[0]
+    start = max(0, first.start - SNIPPET_CHARS // 3)
+    end = min(len(original), max(start + SNIPPET_CHARS, first.end))
+    # widen to word boundaries
+    while start > 0 and not original[start - 1].isspace() and first.start - start < SNIPPET_CHARS // 2:
+        start -= 1
+    while end < len(original) and not original[end].isspace() and end - first.end < SNIPPET_CHARS:
+        end += 1
+    pieces: list[tuple[str, bool]] = []
+    pos = start
+    for o in occs:
+        if o.start < pos or o.end > end:
+            continue
+        pieces += [(original[pos:o.start], False), (original[o.start:o.end], True)]
+        pos = o.end
+    pieces.append((original[pos:end], False))
+    text, marks = "…" if start > 0 else "", []
+    for piece, marked in pieces:
+        piece = _WS.sub(" ", piece)
+        if not text and not marked:
+            piece = piece.lstrip()
+        if marked:
+            marks.append((len(text), len(text) + len(piece)))
+        text += piece
+    text = text.rstrip()
+    if end < len(original):
+        text += "…"
+    return text, marks

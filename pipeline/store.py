@@ -1,0 +1,414 @@
+"""SQLite storage: the only module that knows table names and speaks SQL.
+
+- WAL mode and a busy timeout, so an analyst's query never blocks polling;
+- every write runs in ``BEGIN IMMEDIATE`` (a deferred read-then-write transaction
+  gets SQLITE_BUSY at once whatever the timeout);
+- the schema is a list of migrations; ``PRAGMA user_version`` records how many ran,
+  and ``connect`` applies the missing ones, never dropping data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+UTC = dt.timezone.utc
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    """One timestamp format everywhere: '2026-11-23T10:00:00Z' (sorts as text)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_iso() -> str:
+    return iso(dt.datetime.now(UTC))
+
+
+def parse_iso(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+# --------------------------------------------------------------------------- schema
+
+MIGRATIONS: list[str] = [
+    # 1: ingestion (the first released schema)
+    """
+    CREATE TABLE sources (
+        id TEXT PRIMARY KEY, name TEXT, url TEXT, type TEXT, enabled INTEGER DEFAULT 1,
+        etag TEXT, last_modified TEXT, last_poll TEXT, last_success TEXT,
+        consecutive_failures INTEGER NOT NULL DEFAULT 0, last_error TEXT, last_status INTEGER,
+        items_seen INTEGER NOT NULL DEFAULT 0, next_poll TEXT, retry_after_until TEXT, last_ms REAL
+    );
+    CREATE TABLE stories (
+        id INTEGER PRIMARY KEY, title TEXT, first_seen TEXT, copies INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE TABLE articles (
+        id INTEGER PRIMARY KEY, source TEXT REFERENCES sources(id), guid TEXT, url TEXT NOT NULL UNIQUE,
+        title TEXT, text TEXT, author TEXT, published TEXT, fetched TEXT, fingerprint TEXT,
+        story INTEGER REFERENCES stories(id), sketch_size INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX articles_fingerprint ON articles(fingerprint);
+    CREATE INDEX articles_published ON articles(published);
+    CREATE INDEX articles_story ON articles(story);
+    CREATE INDEX articles_source ON articles(source, published);
+    CREATE TABLE guids (
+        source TEXT NOT NULL, guid TEXT NOT NULL, article INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+        PRIMARY KEY (source, guid)
+    ) WITHOUT ROWID;
+    CREATE INDEX guids_article ON guids(article);
+    CREATE TABLE sketches (
+        hash INTEGER NOT NULL, article INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+        PRIMARY KEY (hash, article)
+    ) WITHOUT ROWID;
+    CREATE INDEX sketches_article ON sketches(article);
+    CREATE TABLE hits (
+        id INTEGER PRIMARY KEY, article INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+        rule TEXT NOT NULL, terms TEXT, snippet TEXT, marks TEXT, created TEXT,
+        UNIQUE (article, rule)
+    );
+    CREATE INDEX hits_rule ON hits(rule, created);
+    CREATE INDEX hits_created ON hits(created);
+    """,
+    # 2: subscribers and the delivery outbox
+    """
+    ALTER TABLE hits ADD COLUMN backfilled INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE subscribers (
+        email TEXT PRIMARY KEY, rules TEXT, tags TEXT, cadence TEXT NOT NULL DEFAULT 'daily',
+        hour INTEGER NOT NULL DEFAULT 7, weekday INTEGER NOT NULL DEFAULT 0, tz TEXT NOT NULL DEFAULT 'UTC',
+        token TEXT NOT NULL, created TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY, subscriber TEXT NOT NULL REFERENCES subscribers(email) ON DELETE CASCADE,
+        period TEXT NOT NULL, message_id TEXT NOT NULL UNIQUE, subject TEXT, message BLOB,
+        status TEXT NOT NULL DEFAULT 'pending', hit_count INTEGER, created TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0, next_attempt TEXT, sent TEXT, last_error TEXT,
+        UNIQUE (subscriber, period)
+    );
+    CREATE INDEX deliveries_status ON deliveries(status, next_attempt);
+    CREATE TABLE delivery_hits (
+        delivery INTEGER NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,
+        hit INTEGER NOT NULL REFERENCES hits(id) ON DELETE CASCADE,
+        story INTEGER,
+        PRIMARY KEY (delivery, hit)
+    ) WITHOUT ROWID;
+    CREATE INDEX delivery_hits_hit ON delivery_hits(hit);
+    """,
+    # 3: scheduler lease (one `run` per database) and key/value state
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT, updated TEXT);
+    """,
+]
+
+
+def _fts(db: sqlite_utils.Database) -> None:
+    if not db["articles"].detect_fts():
+        db["articles"].enable_fts(["title", "text"], create_triggers=True, tokenize="unicode61 remove_diacritics 2")
+
+
+def connect(path: str | os.PathLike, migrate: bool = True) -> sqlite_utils.Database:
+    """Open (creating if needed) the database, in WAL mode, migrated to the latest schema."""
+    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    db = sqlite_utils.Database(conn)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if migrate:
+        apply_migrations(db)
+    return db
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def apply_migrations(db: sqlite_utils.Database, upto: int | None = None) -> int:
+    """Apply the migrations not yet run; returns the new version."""
+    target = len(MIGRATIONS) if upto is None else upto
+    version = schema_version(db)
+    while version < target:
+        with transaction(db):
+            if schema_version(db) == version:  # another process may have migrated meanwhile
+                for statement in _statements(MIGRATIONS[version]):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {version + 1}")
+        version = schema_version(db)
+    if version >= 1:
+        _fts(db)
+    return version
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def sync_sources(db: sqlite_utils.Database, sources) -> None:
+    """Make the sources table reflect the config, keeping poll state (reset if the URL changed)."""
+    with transaction(db) as conn:
+        for s in sources:
+            row = conn.execute("SELECT url FROM sources WHERE id = ?", (s.id,)).fetchone()
+            if row is None:
+                conn.execute("INSERT INTO sources (id, name, url, type, enabled) VALUES (?, ?, ?, ?, ?)",
+                             (s.id, s.name, s.url, s.type, int(s.enabled)))
+            else:
+                reset = row[0] != s.url
+                conn.execute(
+                    "UPDATE sources SET name = ?, url = ?, type = ?, enabled = ?"
+                    + (", etag = NULL, last_modified = NULL, consecutive_failures = 0, next_poll = NULL" if reset else "")
+                    + " WHERE id = ?", (s.name, s.url, s.type, int(s.enabled), s.id))
+        ids = [s.id for s in sources]
+        conn.execute(f"UPDATE sources SET enabled = 0 WHERE id NOT IN ({','.join('?' * len(ids))})", ids)
+
+
+def source_states(db: sqlite_utils.Database) -> dict[str, dict]:
+    return {r["id"]: r for r in db.query("SELECT * FROM sources")}
+
+
+@dataclass
+class PollOutcome:
+    """What one poll of one source produced, written in one transaction."""
+
+    source: str
+    ok: bool
+    status: int = 0
+    error: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    items_seen: int = 0
+    elapsed_ms: float = 0.0
+    next_poll: str | None = None
+    retry_after_until: str | None = None
+    articles: list["NewArticle"] = field(default_factory=list)
+    aliases: list[tuple[str, int | str]] = field(default_factory=list)  # (guid, existing article id or url)
+
+
+@dataclass
+class NewArticle:
+    url: str
+    guid: str
+    title: str
+    text: str
+    author: str
+    published: str
+    fetched: str
+    fingerprint: str
+    sketch: list[int]
+    hits: list  # pipeline.rules.Hit
+    story_id: int | None = None
+    id: int | None = None
+    duplicate_of: int | None = None
+
+
+def known_keys(db: sqlite_utils.Database, source: str, guids: list[str], urls: list[str]) -> tuple[set[str], set[str]]:
+    """Which of these GUIDs (for this source) and canonical URLs are already stored."""
+    seen_guids: set[str] = set()
+    seen_urls: set[str] = set()
+    for chunk in _chunks(guids):
+        seen_guids.update(r[0] for r in db.execute(
+            f"SELECT guid FROM guids WHERE source = ? AND guid IN ({','.join('?' * len(chunk))})", [source, *chunk]))
+    for chunk in _chunks(urls):
+        seen_urls.update(r[0] for r in db.execute(
+            f"SELECT url FROM articles WHERE url IN ({','.join('?' * len(chunk))})", chunk))
+    return seen_guids, seen_urls
+
+
+def _chunks(items: list, size: int = 500) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def save_poll(db: sqlite_utils.Database, outcome: PollOutcome, same_story) -> list[NewArticle]:
+    """Write one poll's articles, stories, hits and the source's state atomically.
+
+    Articles whose URL or fingerprint is already stored (e.g. another source stored
+    them earlier in this cycle) are recorded as aliases, not as new articles.
+    Returns the articles actually inserted, with ids and story ids set.
+    """
+    inserted: list[NewArticle] = []
+    with transaction(db) as conn:
+        for art in outcome.articles:
+            row = conn.execute("SELECT id FROM articles WHERE url = ? OR (fingerprint = ? AND ? != '')",
+                               (art.url, art.fingerprint, art.fingerprint)).fetchone()
+            if row:
+                art.duplicate_of = row[0]
+                conn.execute("INSERT OR IGNORE INTO guids (source, guid, article) VALUES (?, ?, ?)",
+                             (outcome.source, art.guid, row[0]))
+                continue
+            art.story_id = _find_story(conn, art.sketch, same_story)
+            if art.story_id is None:
+                art.story_id = conn.execute("INSERT INTO stories (title, first_seen) VALUES (?, ?)",
+                                            (art.title, art.fetched)).lastrowid
+            else:
+                conn.execute("UPDATE stories SET copies = copies + 1 WHERE id = ?", (art.story_id,))
+            art.id = conn.execute(
+                "INSERT INTO articles (source, guid, url, title, text, author, published, fetched, fingerprint,"
+                " story, sketch_size) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (outcome.source, art.guid, art.url, art.title, art.text, art.author, art.published, art.fetched,
+                 art.fingerprint, art.story_id, len(art.sketch))).lastrowid
+            conn.execute("INSERT OR IGNORE INTO guids (source, guid, article) VALUES (?, ?, ?)",
+                         (outcome.source, art.guid, art.id))
+            conn.executemany("INSERT OR IGNORE INTO sketches (hash, article) VALUES (?, ?)",
+                             [(h, art.id) for h in art.sketch])
+            conn.executemany(
+                "INSERT OR IGNORE INTO hits (article, rule, terms, snippet, marks, created) VALUES (?,?,?,?,?,?)",
+                [(art.id, h.rule, json.dumps(h.terms, ensure_ascii=False), h.snippet, json.dumps(h.marks), art.fetched)
+                 for h in art.hits])
+            inserted.append(art)
+        for guid, url in outcome.aliases:
+            row = conn.execute("SELECT id FROM articles WHERE url = ?", (url,)).fetchone()
+            if row:
+                conn.execute("INSERT OR IGNORE INTO guids (source, guid, article) VALUES (?, ?, ?)",
+                             (outcome.source, guid, row[0]))
+        _update_source(conn, outcome, len(inserted))
+    return inserted
+
+
+def _find_story(conn: sqlite3.Connection, sketch: list[int], same_story) -> int | None:
+    if not sketch:
+        return None
+    best = None
+    for chunk in _chunks(sketch, 400):
+        rows = conn.execute(
+            f"SELECT s.article, count(*) AS shared, a.sketch_size, a.story FROM sketches s JOIN articles a ON a.id = s.article"
+            f" WHERE s.hash IN ({','.join('?' * len(chunk))}) GROUP BY s.article ORDER BY shared DESC LIMIT 5", chunk).fetchall()
+        for article, shared, size, story in rows:
+            if same_story(shared, len(sketch), size) and (best is None or shared > best[0]):
+                best = (shared, story)
+    return best[1] if best else None
+
+
+def _update_source(conn: sqlite3.Connection, o: PollOutcome, new: int) -> None:
+    now = now_iso()
+    if o.ok:
+        conn.execute(
+            "UPDATE sources SET last_poll = ?, last_success = ?, consecutive_failures = 0, last_error = NULL,"
+            " last_status = ?, etag = coalesce(?, etag), last_modified = coalesce(?, last_modified),"
+            " items_seen = items_seen + ?, next_poll = ?, retry_after_until = NULL, last_ms = ? WHERE id = ?",
+            (now, now, o.status, o.etag, o.last_modified, new, o.next_poll, o.elapsed_ms, o.source))
+    else:
+        conn.execute(
+            "UPDATE sources SET last_poll = ?, consecutive_failures = consecutive_failures + 1, last_error = ?,"
+            " last_status = ?, next_poll = ?, retry_after_until = ?, last_ms = ? WHERE id = ?",
+            (now, o.error, o.status or None, o.next_poll, o.retry_after_until, o.elapsed_ms, o.source))
+
+
+def backfill_hits(db: sqlite_utils.Database, hits: list[tuple[int, Any]]) -> int:
+    """Store hits found by a backtest, marked as backfilled (never emailed)."""
+    created = now_iso()
+    with transaction(db) as conn:
+        before = conn.total_changes
+        conn.executemany(
+            "INSERT OR IGNORE INTO hits (article, rule, terms, snippet, marks, created, backfilled) VALUES (?,?,?,?,?,?,1)",
+            [(aid, h.rule, json.dumps(h.terms, ensure_ascii=False), h.snippet, json.dumps(h.marks), created)
+             for aid, h in hits])
+        return conn.total_changes - before
+
+
+# --------------------------------------------------------------------------- queries
+
+
+@dataclass
+class HitQuery:
+    rules: list[str] | None = None
+    source: str | None = None
+    since: str | None = None
+    until: str | None = None
+    search: str | None = None
+    limit: int = 50
+
+
+def query_hits(db: sqlite_utils.Database, q: HitQuery) -> list[dict]:
+    """Articles with hits, newest first, with their rules aggregated."""
+    where, params = ["1 = 1"], []
+    if q.rules is not None:
+        if not q.rules:
+            return []
+        where.append(f"a.id IN (SELECT article FROM hits WHERE rule IN ({','.join('?' * len(q.rules))}))")
+        params += q.rules
+    if q.source:
+        where.append("a.source = ?")
+        params.append(q.source)
+    if q.since:
+        where.append("a.published >= ?")
+        params.append(q.since)
+    if q.until:
+        where.append("a.published < ?")
+        params.append(q.until)
+    if q.search:
+        where.append("a.id IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?)")
+        params.append(q.search)
+    sql = f"""
+        SELECT a.id, a.url, a.title, a.source, s.name AS source_name, a.published, a.fetched, a.story,
+               json_group_array(h.rule) AS rules,
+               (SELECT snippet FROM hits WHERE article = a.id ORDER BY id LIMIT 1) AS snippet,
+               (SELECT marks FROM hits WHERE article = a.id ORDER BY id LIMIT 1) AS marks
+        FROM articles a JOIN hits h ON h.article = a.id LEFT JOIN sources s ON s.id = a.source
+        WHERE {' AND '.join(where)}
+        GROUP BY a.id ORDER BY a.published DESC, a.id DESC LIMIT ?"""
+    rows = list(db.query(sql, params + [q.limit]))
+    for r in rows:
+        r["rules"] = json.loads(r["rules"])
+        r["marks"] = json.loads(r["marks"] or "[]")
+    return rows
+
+
+def articles_for_backtest(db: sqlite_utils.Database, since: str | None) -> Iterator[dict]:
+    sql = "SELECT id, title, text FROM articles" + (" WHERE published >= ?" if since else "") + " ORDER BY id"
+    yield from db.query(sql, [since] if since else [])
+
+
+def stored_hits(db: sqlite_utils.Database, since: str | None) -> set[tuple[int, str]]:
+    sql = "SELECT h.article, h.rule FROM hits h JOIN articles a ON a.id = h.article" + (" WHERE a.published >= ?" if since else "")
+    return {(r[0], r[1]) for r in db.execute(sql, [since] if since else [])}
+
+
+def article_titles(db: sqlite_utils.Database, ids: list[int]) -> dict[int, dict]:
+    out = {}
+    for chunk in _chunks(ids):
+        for r in db.query(f"SELECT id, title, url, source FROM articles WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+            out[r["id"]] = r
+    return out
+
+
+def prune(db: sqlite_utils.Database, older_than: str) -> int:
+    """Delete articles fetched before ``older_than`` that have no hits; VACUUM. Hits are never deleted."""
+    with transaction(db) as conn:
+        n = conn.execute("DELETE FROM articles WHERE fetched < ? AND NOT EXISTS (SELECT 1 FROM hits WHERE article = articles.id)",
+                         (older_than,)).rowcount
+        conn.execute("DELETE FROM stories WHERE NOT EXISTS (SELECT 1 FROM articles WHERE story = stories.id)")
+    db.execute("VACUUM")
+    return n
+
+
+def counts(db: sqlite_utils.Database) -> dict[str, int]:
+    return {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("sources", "articles", "stories", "hits")}
