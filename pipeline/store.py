@@ -412,3 +412,137 @@ def prune(db: sqlite_utils.Database, older_than: str) -> int:
 
 def counts(db: sqlite_utils.Database) -> dict[str, int]:
     return {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("sources", "articles", "stories", "hits")}
+
+
+# --------------------------------------------------------------------------- subscribers
+
+
+def add_subscriber(db: sqlite_utils.Database, email: str, rules: list[str] | None, tags: list[str] | None,
+                   cadence: str, hour: int, weekday: int, tz: str, created: str | None = None) -> None:
+    import secrets
+
+    with transaction(db) as conn:
+        conn.execute(
+            "INSERT INTO subscribers (email, rules, tags, cadence, hour, weekday, tz, token, created) VALUES (?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT(email) DO UPDATE SET rules = excluded.rules, tags = excluded.tags, cadence = excluded.cadence,"
+            " hour = excluded.hour, weekday = excluded.weekday, tz = excluded.tz, active = 1",
+            (email, json.dumps(rules) if rules else None, json.dumps(tags) if tags else None, cadence, hour, weekday,
+             tz, secrets.token_urlsafe(16), created or now_iso()))
+
+
+def remove_subscriber(db: sqlite_utils.Database, email: str) -> bool:
+    with transaction(db) as conn:
+        return conn.execute("DELETE FROM subscribers WHERE email = ?", (email,)).rowcount > 0
+
+
+def subscribers(db: sqlite_utils.Database, email: str | None = None) -> list[dict]:
+    sql = "SELECT * FROM subscribers WHERE active = 1" + (" AND email = ?" if email else "") + " ORDER BY email"
+    rows = list(db.query(sql, [email] if email else []))
+    for r in rows:
+        r["rules"] = json.loads(r["rules"]) if r["rules"] else None
+        r["tags"] = json.loads(r["tags"]) if r["tags"] else None
+    return rows
+
+
+# --------------------------------------------------------------------------- deliveries (the outbox)
+
+
+def owed_hits(db: sqlite_utils.Database, email: str, rule_ids: list[str], since: str) -> list[dict]:
+    """Hits a subscriber has not been sent: their rules, created after they subscribed, not
+    backfilled, and not of a story already sent to them (copies show as 'also in')."""
+    if not rule_ids:
+        return []
+    marks = ",".join("?" * len(rule_ids))
+    sql = f"""
+        SELECT h.id AS hit, h.rule, h.terms, h.snippet, h.marks, h.created, a.id AS article, a.title, a.url,
+               a.published, a.story, a.source, coalesce(s.name, a.source) AS source_name
+        FROM hits h JOIN articles a ON a.id = h.article LEFT JOIN sources s ON s.id = a.source
+        WHERE h.rule IN ({marks}) AND h.backfilled = 0 AND h.created >= ?
+          AND NOT EXISTS (SELECT 1 FROM delivery_hits dh JOIN deliveries d ON d.id = dh.delivery
+                          WHERE d.subscriber = ? AND (dh.hit = h.id OR dh.story = a.story))
+        ORDER BY a.published DESC, h.id DESC"""
+    rows = list(db.query(sql, [*rule_ids, since, email]))
+    for r in rows:
+        r["terms"] = json.loads(r["terms"] or "[]")
+        r["marks"] = json.loads(r["marks"] or "[]")
+    return rows
+
+
+def story_copies(db: sqlite_utils.Database, story_ids: list[int]) -> dict[int, list[dict]]:
+    """Every stored copy (article) of these stories, oldest first."""
+    out: dict[int, list[dict]] = {}
+    for chunk in _chunks(story_ids):
+        for r in db.query(f"SELECT a.story, a.id, a.url, a.source, coalesce(s.name, a.source) AS source_name"
+                          f" FROM articles a LEFT JOIN sources s ON s.id = a.source"
+                          f" WHERE a.story IN ({','.join('?' * len(chunk))}) ORDER BY a.id", chunk):
+            out.setdefault(r["story"], []).append(r)
+    return out
+
+
+def has_delivery(db: sqlite_utils.Database, email: str, period: str) -> bool:
+    return db.execute("SELECT 1 FROM deliveries WHERE subscriber = ? AND period = ?", (email, period)).fetchone() is not None
+
+
+def create_delivery(db: sqlite_utils.Database, email: str, period: str, message_id: str, subject: str,
+                    message: bytes, hits: list[tuple[int, int | None]], created: str) -> int | None:
+    """Record a rendered digest as owed, with the hits it carries; None if this period already has one."""
+    with transaction(db) as conn:
+        try:
+            delivery = conn.execute(
+                "INSERT INTO deliveries (subscriber, period, message_id, subject, message, hit_count, created, next_attempt)"
+                " VALUES (?,?,?,?,?,?,?,?)", (email, period, message_id, subject, message, len(hits), created, created)).lastrowid
+        except sqlite3.IntegrityError:
+            return None
+        conn.executemany("INSERT OR IGNORE INTO delivery_hits (delivery, hit, story) VALUES (?,?,?)",
+                         [(delivery, hit, story) for hit, story in hits])
+        return delivery
+
+
+def due_deliveries(db: sqlite_utils.Database, now: str, email: str | None = None) -> list[dict]:
+    sql = ("SELECT * FROM deliveries WHERE status = 'pending' AND (next_attempt IS NULL OR next_attempt <= ?)"
+           + (" AND subscriber = ?" if email else "") + " ORDER BY id")
+    return list(db.query(sql, [now, email] if email else [now]))
+
+
+def deliveries_in(db: sqlite_utils.Database, statuses: tuple[str, ...]) -> list[dict]:
+    return list(db.query(f"SELECT * FROM deliveries WHERE status IN ({','.join('?' * len(statuses))}) ORDER BY id",
+                         list(statuses)))
+
+
+def set_delivery(db: sqlite_utils.Database, delivery: int, status: str, error: str | None = None,
+                 next_attempt: str | None = None, attempted: bool = False) -> None:
+    """Move a delivery to a new state (committed at once: the state machine is the crash record)."""
+    with transaction(db) as conn:
+        conn.execute(
+            "UPDATE deliveries SET status = ?, last_error = coalesce(?, last_error), next_attempt = coalesce(?, next_attempt),"
+            " attempts = attempts + ?, sent = CASE WHEN ? = 'sent' THEN ? ELSE sent END WHERE id = ?",
+            (status, error, next_attempt, int(attempted), status, now_iso(), delivery))
+
+
+def delivery_summary(db: sqlite_utils.Database) -> dict[str, int]:
+    return {r[0]: r[1] for r in db.execute("SELECT status, count(*) FROM deliveries GROUP BY status")}
+
+
+# --------------------------------------------------------------------------- lease (one scheduler per database)
+
+
+def acquire_lease(db: sqlite_utils.Database, owner: str, ttl: float, now: dt.datetime | None = None) -> str | None:
+    """Take or renew the scheduler lease; return the current holder if someone else has it."""
+    now = now or dt.datetime.now(UTC)
+    with transaction(db) as conn:
+        row = conn.execute("SELECT value, updated FROM meta WHERE key = 'scheduler'").fetchone()
+        if row and row[0] != owner and parse_iso(row[1]) + dt.timedelta(seconds=ttl) > now:
+            return row[0]
+        conn.execute("INSERT INTO meta (key, value, updated) VALUES ('scheduler', ?, ?)"
+                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated = excluded.updated", (owner, iso(now)))
+    return None
+
+
+def release_lease(db: sqlite_utils.Database, owner: str) -> None:
+    with transaction(db) as conn:
+        conn.execute("DELETE FROM meta WHERE key = 'scheduler' AND value = ?", (owner,))
+
+
+def lease_holder(db: sqlite_utils.Database) -> tuple[str, str] | None:
+    row = db.execute("SELECT value, updated FROM meta WHERE key = 'scheduler'").fetchone()
+    return (row[0], row[1]) if row else None

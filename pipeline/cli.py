@@ -1,0 +1,621 @@
+"""The borderwatch command line: parse options, call one library function, print."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import functools
+import json
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__, store
+from .config import ConfigError, Settings, load_feeds, load_rules, load_yaml, parse_feeds, parse_rules
+
+EXIT_RUNTIME, EXIT_CONFIG = 1, 2
+
+
+def common(*, feeds: bool = True, keywords: bool = True, db: bool = True):
+    """Options shared by commands: --feeds, --keywords, --db (with their env variables)."""
+
+    def wrap(fn):
+        if db:
+            fn = click.option("--db", "db_path", envvar="BORDERWATCH_DB", default="borderwatch.db", show_default=True,
+                              help="SQLite database (env BORDERWATCH_DB).")(fn)
+        if keywords:
+            fn = click.option("--keywords", "keywords_path", envvar="BORDERWATCH_KEYWORDS", default="keywords.yaml",
+                              show_default=True, help="Rule file (env BORDERWATCH_KEYWORDS).")(fn)
+        if feeds:
+            fn = click.option("--feeds", "feeds_path", envvar="BORDERWATCH_FEEDS", default="feeds.yaml",
+                              show_default=True, help="Source list (env BORDERWATCH_FEEDS).")(fn)
+        return fn
+
+    return wrap
+
+
+def settings(kw: dict) -> Settings:
+    s = Settings()
+    s.feeds = kw.pop("feeds_path", s.feeds)
+    s.keywords = kw.pop("keywords_path", s.keywords)
+    s.db = kw.pop("db_path", s.db)
+    return s
+
+
+def config_errors(fn):
+    """Turn ConfigError into FILE:LINE lines on stderr and exit status 2."""
+
+    @functools.wraps(fn)
+    def inner(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            for issue in exc.issues:
+                click.echo(str(issue), err=True)
+            sys.exit(EXIT_CONFIG)
+
+    return inner
+
+
+def echo_json(obj) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, default=str))
+
+
+def when_option(value: str | None) -> str | None:
+    from .when import parse_when
+
+    if value is None:
+        return None
+    try:
+        return parse_when(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    from .logs import configure
+
+    configure(level, fmt)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="borderwatch")
+def main() -> None:
+    """borderwatch: watch news sources on US-Mexico security and migration, match keyword
+    rules, store hits in SQLite, and email digests.
+
+    Start with `borderwatch demo` (offline), then `borderwatch run --once`.
+    """
+
+
+# --------------------------------------------------------------------------- run
+
+
+@main.command()
+@common()
+@click.option("--once", is_flag=True, help="Poll every source once, send due digests, print a summary, exit.")
+@click.option("--json", "as_json", is_flag=True, help="With --once: print the summary as JSON.")
+@click.option("--log-format", type=click.Choice(["human", "json"]), default="human", show_default=True)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
+@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics on this port (needs the metrics extra).")
+@click.option("--no-digests", is_flag=True, help="Do not send digests (poll only).")
+@config_errors
+def run(once: bool, as_json: bool, log_format: str, log_level: str, metrics_port: int | None, no_digests: bool, **kw) -> None:
+    """Poll sources on their schedules and send digests, until SIGINT/SIGTERM.
+
+    With --once: one full cycle (poll all enabled sources, match, store, send the
+    digests that are due) and a summary, then exit; status 1 if every source failed.
+    """
+    from .app import App
+
+    setup_logging(log_level, log_format)
+    app = App.open(settings(kw))
+    if once:
+        from .schedule import run_once
+
+        summary = run_once(app, progress=sys.stderr.isatty() and not as_json, send_digests=not no_digests)
+        if as_json:
+            echo_json(summary)
+        else:
+            _print_summary(summary)
+        sys.exit(EXIT_RUNTIME if summary["sources"] and summary["ok"] == 0 else 0)
+    from .schedule import Runner, AlreadyRunning
+
+    try:
+        Runner(app, metrics_port=metrics_port, send_digests=not no_digests).run_forever()
+    except AlreadyRunning as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_RUNTIME)
+
+
+def _print_summary(s: dict) -> None:
+    click.echo(f"sources: {s['ok']} ok ({s['not_modified']} unchanged), {s['failed']} failed of {s['sources']}; "
+               f"new articles: {s['new_articles']}; new hits: {s['new_hits']}; {s['seconds']}s")
+    for f in s.get("failures", []):
+        click.echo(f"  failed {f['source']}: {f['error']}")
+    d = s.get("digests")
+    if d:
+        click.echo(f"digests: {d['created']} new, {d['sent']} sent, {d['retry']} to retry, {d['failed']} failed"
+                   + (f"; files: {', '.join(d['files'])}" if d["files"] else ""))
+
+
+# --------------------------------------------------------------------------- check
+
+
+@main.command()
+@common(db=False)
+def check(**kw) -> None:
+    """Validate feeds.yaml and keywords.yaml; print every problem as FILE:LINE: message.
+
+    Exit status 2 if any problem was found.
+    """
+    s = settings(kw)
+    problems = []
+    counts = {}
+    for path, parse in ((s.feeds, parse_feeds), (s.keywords, parse_rules)):
+        data, issues = load_yaml(path)
+        if data is not None:
+            parsed, more = parse(data, path)
+            issues += more
+            if parsed is not None:
+                counts[path] = len(getattr(parsed, "sources", None) or getattr(parsed, "rules", ()))
+        problems += issues
+    for p in problems:
+        click.echo(str(p), err=True)
+    if problems:
+        click.echo(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found", err=True)
+        sys.exit(EXIT_CONFIG)
+    click.echo(f"ok: {s.feeds} ({counts.get(s.feeds, 0)} sources), {s.keywords} ({counts.get(s.keywords, 0)} rules)")
+
+
+# --------------------------------------------------------------------------- rules
+
+
+@main.group()
+def rules() -> None:
+    """Try rules on text, URLs or files, and backtest edits against stored articles."""
+
+
+@rules.command("test")
+@common(feeds=False, db=False)
+@click.option("--text", help="Text to match (the first line is taken as the title).")
+@click.option("--url", help="Fetch this article page and match its title and main text.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"matches": [{"rule", "terms", "snippets"}]}.')
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@config_errors
+def rules_test(text: str | None, url: str | None, as_json: bool, files: tuple[str, ...], **kw) -> None:
+    """Show which rules match a text, a URL or files, with the terms and highlighted snippets."""
+    from .rules import compile_rules
+    from .rules.tools import load_url
+
+    s = settings(kw)
+    matcher = compile_rules(load_rules(s.keywords))
+    docs: list[tuple[str, str, str]] = []
+    if text is not None:
+        title, _, body = text.partition("\n")
+        docs.append(("--text", title, body))
+    if url:
+        try:
+            title, body = load_url(url)
+        except Exception as exc:
+            click.echo(f"error: cannot load {url}: {exc}", err=True)
+            sys.exit(EXIT_RUNTIME)
+        docs.append((url, title, body))
+    for f in files:
+        content = Path(f).read_text(encoding="utf-8", errors="replace")
+        title, _, body = content.partition("\n")
+        docs.append((f, title, body))
+    if not docs:
+        if sys.stdin.isatty():
+            raise click.UsageError("give --text, --url or FILE (or pipe text on stdin)")
+        title, _, body = sys.stdin.read().partition("\n")
+        docs.append(("stdin", title, body))
+    matches = []
+    for name, title, body in docs:
+        for hit in matcher.match(title, body):
+            matches.append({"rule": hit.rule, "terms": hit.terms, "snippets": [hit.highlighted], "source": name})
+    if as_json:
+        echo_json({"matches": [{k: m[k] for k in ("rule", "terms", "snippets")} for m in matches]})
+        return
+    if not matches:
+        click.echo("no rule matches")
+        return
+    for m in matches:
+        label = f" [{m['source']}]" if len(docs) > 1 else ""
+        click.echo(click.style(m["rule"], bold=True) + label + ": " + ", ".join(m["terms"]))
+        for snip in m["snippets"]:
+            click.echo("    " + snip)
+
+
+@rules.command("backtest")
+@common(feeds=False)
+@click.option("--since", help="Only articles published since WHEN (24h, 7d, or an ISO date).")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--apply", is_flag=True, help="Store the added hits, marked as backfilled (never emailed).")
+@click.option("--show", default=10, show_default=True, help="How many added/removed examples to list per rule.")
+@config_errors
+def rules_backtest(since: str | None, as_json: bool, apply: bool, show: int, **kw) -> None:
+    """Run the (edited) rules over stored articles; show what would be added and removed."""
+    from .rules import compile_rules
+    from .rules.backtest import backtest
+
+    s = settings(kw)
+    matcher = compile_rules(load_rules(s.keywords))
+    db = store.connect(s.db)
+    result = backtest(db, matcher, when_option(since))
+    titles = store.article_titles(db, [a for a, _ in result.added] + [a for a, _ in result.removed])
+    written = store.backfill_hits(db, result.added) if apply else 0
+    if as_json:
+        echo_json({"articles": result.articles, "kept": result.kept, "per_rule": result.per_rule(),
+                   "added": [{"article": a, "rule": h.rule, "title": titles[a]["title"], "url": titles[a]["url"],
+                              "terms": h.terms} for a, h in result.added],
+                   "removed": [{"article": a, "rule": r, "title": titles[a]["title"], "url": titles[a]["url"]}
+                               for a, r in result.removed],
+                   "applied": written})
+        return
+    click.echo(f"{result.articles} articles checked: {len(result.added)} hits would be added, "
+               f"{len(result.removed)} removed, {result.kept} unchanged")
+    for rule, c in result.per_rule().items():
+        click.echo(f"  {rule}: +{c['added']} -{c['removed']}")
+        for a, h in [x for x in result.added if x[1].rule == rule][:show]:
+            click.echo(f"    + {titles[a]['title'][:90]}  ({', '.join(h.terms)})")
+        for a, r in [x for x in result.removed if x[1] == rule][:show]:
+            click.echo(f"    - {titles[a]['title'][:90]}")
+    if apply:
+        click.echo(f"stored {written} backfilled hits (they will not be emailed)")
+
+
+# --------------------------------------------------------------------------- hits
+
+
+@main.command()
+@common(feeds=False)
+@click.option("--rule", "rule_ids", multiple=True, help="Only hits of this rule (repeatable).")
+@click.option("--tag", "tags", multiple=True, help="Only hits of rules with this tag (repeatable).")
+@click.option("--source", help="Only articles from this source id.")
+@click.option("--since", help="Published since WHEN: 24h, 7d or an ISO date.")
+@click.option("--until", help="Published before WHEN.")
+@click.option("--search", help="Full-text query over titles and texts (SQLite FTS5 syntax).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
+@config_errors
+def hits(rule_ids, tags, source, since, until, search, limit, as_json, as_csv, **kw) -> None:
+    """Query stored hits, newest first."""
+    from .rules.match import highlight
+
+    s = settings(kw)
+    rules_filter = list(rule_ids) if rule_ids else None
+    if tags:
+        ruleset = load_rules(s.keywords)
+        tagged = [r.id for r in ruleset.rules if set(tags) & set(r.tags)]
+        rules_filter = [r for r in (rules_filter or tagged) if r in tagged]
+    db = store.connect(s.db)
+    q = store.HitQuery(rules_filter, source, when_option(since), when_option(until), search, limit)
+    try:
+        rows = store.query_hits(db, q)
+    except Exception as exc:  # sqlite3.OperationalError from a malformed FTS query
+        if search and "fts5" in str(exc).lower():
+            raise click.BadParameter(f"invalid search query: {exc}", param_hint="--search") from None
+        raise
+    records = [{"url": r["url"], "title": r["title"], "source": r["source"], "published": r["published"],
+                "fetched": r["fetched"], "rules": r["rules"], "snippet": highlight(r["snippet"] or "", r["marks"]),
+                "story": r["story"]} for r in rows]
+    if as_json:
+        for rec in records:
+            echo_json(rec)
+    elif as_csv:
+        w = csv.writer(sys.stdout)
+        w.writerow(["published", "source", "rules", "title", "url", "story", "snippet"])
+        for rec in records:
+            w.writerow([rec["published"], rec["source"], " ".join(rec["rules"]), rec["title"], rec["url"],
+                        rec["story"], rec["snippet"]])
+    else:
+        _hits_table(records)
+
+
+def _hits_table(records: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=shutil.get_terminal_size((120, 24)).columns)
+    if not records:
+        console.print("no hits")
+        return
+    table = Table(show_lines=False, expand=True)
+    for col, kwargs in (("published", {"no_wrap": True, "max_width": 16}), ("source", {"max_width": 18}),
+                        ("rules", {"max_width": 18}), ("title", {"ratio": 2}), ("snippet", {"ratio": 3})):
+        table.add_column(col, overflow="ellipsis", **kwargs)
+    for r in records:
+        table.add_row((r["published"] or "")[:16].replace("T", " "), r["source"], ", ".join(r["rules"]),
+                      r["title"], r["snippet"].replace("[", "\\["))
+    console.print(table)
+
+
+# --------------------------------------------------------------------------- status
+
+
+@main.command()
+@common(keywords=False)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of sources.")
+@click.option("--check", "health", is_flag=True,
+              help="Health check: exit 1 if the scheduler is not running or most sources are failing.")
+def status(as_json: bool, health: bool, **kw) -> None:
+    """Every source with its last poll, last success, failures, last error and next poll."""
+    from .status import health_problems, source_status
+
+    s = settings(kw)
+    db = store.connect(s.db)
+    try:
+        feeds = load_feeds(s.feeds)
+    except ConfigError as exc:
+        feeds = None
+        if not as_json:
+            click.echo(f"warning: {s.feeds} is invalid; showing stored sources\n{exc}", err=True)
+    rows = source_status(db, feeds)
+    if health:
+        problems = health_problems(db, rows)
+        for p in problems:
+            click.echo(f"unhealthy: {p}", err=True)
+        if not problems:
+            click.echo("healthy")
+        sys.exit(EXIT_RUNTIME if problems else 0)
+    if as_json:
+        echo_json(rows)
+        return
+    _status_table(rows, db)
+
+
+def _status_table(rows: list[dict], db) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=shutil.get_terminal_size((140, 24)).columns)
+    table = Table(expand=True)
+    for col in ("id", "last poll", "last success", "fails", "items", "next poll", "last error"):
+        table.add_column(col, overflow="ellipsis", no_wrap=col != "last error")
+    fmt = lambda v: (v or "-")[:16].replace("T", " ")  # noqa: E731
+    for r in rows:
+        style = "red" if r["consecutive_failures"] else None
+        table.add_row(r["id"], fmt(r["last_poll"]), fmt(r["last_success"]), str(r["consecutive_failures"]),
+                      str(r["items_seen"]), fmt(r["next_poll"]), (r["last_error"] or "").replace("[", "\\["), style=style)
+    console.print(table)
+    holder = store.lease_holder(db)
+    failing = sum(1 for r in rows if r["consecutive_failures"])
+    console.print(f"{len(rows)} sources, {failing} failing; scheduler: "
+                  + (f"running ({holder[0]}, last seen {holder[1]})" if holder else "not running"))
+    deliveries = store.delivery_summary(db)
+    if deliveries:
+        console.print("deliveries: " + ", ".join(f"{k} {v}" for k, v in sorted(deliveries.items())))
+
+
+# --------------------------------------------------------------------------- subscribers
+
+
+@main.group()
+def subscribers() -> None:
+    """Add, list and remove digest subscribers."""
+
+
+@subscribers.command("add")
+@common(feeds=False)
+@click.argument("email")
+@click.option("--rules", "rule_ids", help="Comma-separated rule ids to follow (default: all rules).")
+@click.option("--tags", help="Comma-separated rule tags to follow.")
+@click.option("--cadence", type=click.Choice(["immediate", "hourly", "daily", "weekly"]), default="daily", show_default=True)
+@click.option("--hour", type=click.IntRange(0, 23), default=7, show_default=True, help="Local hour for daily/weekly digests.")
+@click.option("--weekday", type=click.Choice(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]), default="mon",
+              show_default=True, help="Day for weekly digests.")
+@click.option("--tz", default="UTC", show_default=True, help="Time zone for hours and dates, e.g. America/Mexico_City.")
+@config_errors
+def subscribers_add(email, rule_ids, tags, cadence, hour, weekday, tz, **kw) -> None:
+    """Subscribe EMAIL (or update an existing subscription)."""
+    from .subscribers import validate_subscription
+
+    s = settings(kw)
+    ruleset = load_rules(s.keywords)
+    try:
+        email, rules_list, tag_list = validate_subscription(email, rule_ids, tags, tz, ruleset)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    db = store.connect(s.db)
+    store.add_subscriber(db, email, rules_list, tag_list, cadence, hour,
+                         ["mon", "tue", "wed", "thu", "fri", "sat", "sun"].index(weekday), tz)
+    what = ", ".join((rules_list or []) + [f"tag:{t}" for t in tag_list or []]) or "all rules"
+    click.echo(f"subscribed {email}: {what}, {cadence}" + (f" at {hour:02d}:00 {tz}" if cadence in ("daily", "weekly") else ""))
+
+
+@subscribers.command("list")
+@common(feeds=False, keywords=False)
+@click.option("--json", "as_json", is_flag=True)
+def subscribers_list(as_json: bool, **kw) -> None:
+    """List subscribers."""
+    db = store.connect(settings(kw).db)
+    rows = store.subscribers(db)
+    if as_json:
+        echo_json([{k: r[k] for k in ("email", "rules", "tags", "cadence", "hour", "weekday", "tz", "created")} for r in rows])
+        return
+    if not rows:
+        click.echo("no subscribers (add one with `borderwatch subscribers add EMAIL`)")
+    for r in rows:
+        what = ", ".join((r["rules"] or []) + [f"tag:{t}" for t in r["tags"] or []]) or "all rules"
+        click.echo(f"{r['email']}\t{r['cadence']}\t{what}\t{r['tz']}")
+
+
+@subscribers.command("remove")
+@common(feeds=False, keywords=False)
+@click.argument("email")
+def subscribers_remove(email: str, **kw) -> None:
+    """Unsubscribe EMAIL (its delivery history is removed too)."""
+    db = store.connect(settings(kw).db)
+    if not store.remove_subscriber(db, email.strip().lower()):
+        click.echo(f"no subscriber {email}", err=True)
+        sys.exit(EXIT_RUNTIME)
+    click.echo(f"removed {email}")
+
+
+# --------------------------------------------------------------------------- digest
+
+
+@main.group()
+def digest() -> None:
+    """Preview and send digest emails."""
+
+
+@digest.command("preview")
+@common(feeds=False)
+@click.option("--subscriber", "email", help="Whose digest (default: the first subscriber).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the HTML here instead of printing the text version.")
+@config_errors
+def digest_preview(email: str | None, out: str | None, **kw) -> None:
+    """Render what the next digest would contain; sends and marks nothing."""
+    from .digest.preview import preview
+
+    s = settings(kw)
+    db = store.connect(s.db)
+    result = preview(db, load_rules(s.keywords), email)
+    if result is None:
+        click.echo("nothing to preview: no subscriber" + (f" {email}" if email else "s") + " or no new hits", err=True)
+        sys.exit(EXIT_RUNTIME if email and not store.subscribers(db, email) else 0)
+    if out:
+        Path(out).write_text(result.html, encoding="utf-8")
+        click.echo(f"wrote {out}: {result.subject}")
+    else:
+        click.echo(f"Subject: {result.subject}\n\n{result.text}")
+
+
+@digest.command("send")
+@common(feeds=False)
+@click.option("--subscriber", "email", help="Only this subscriber.")
+@click.option("--dry-run", is_flag=True, help="Show who is due and how many hits, send nothing.")
+@click.option("--outbox", default="outbox", show_default=True, help="Directory for .eml files when SMTP_HOST is unset.")
+@click.option("--json", "as_json", is_flag=True)
+@config_errors
+def digest_send(email: str | None, dry_run: bool, outbox: str, as_json: bool, **kw) -> None:
+    """Send the digests that are due now (SMTP from the environment, else .eml files in ./outbox/)."""
+    from .digest.preview import due_now
+    from .digest.send import send_due, transport_from_env
+
+    s = settings(kw)
+    db = store.connect(s.db)
+    ruleset = load_rules(s.keywords)
+    if dry_run:
+        due = due_now(db, ruleset, email)
+        if as_json:
+            echo_json(due)
+        else:
+            for d in due:
+                click.echo(f"{d['subscriber']}: {d['period']}, {d['stories']} stories")
+            click.echo(f"{len(due)} digest(s) due; nothing sent (dry run)")
+        return
+    report = send_due(db, ruleset, transport=transport_from_env(outbox), email=email)
+    if as_json:
+        echo_json(report.as_dict())
+    else:
+        click.echo(f"digests: {report.created} new, {report.sent} sent, {report.retry} to retry, "
+                   f"{report.failed} failed, {report.unknown} unknown")
+        for e in report.errors:
+            click.echo(f"  {e}", err=True)
+        for f in report.files:
+            click.echo(f"  wrote {f}")
+    sys.exit(EXIT_RUNTIME if report.retry or report.failed else 0)
+
+
+# --------------------------------------------------------------------------- misc
+
+
+@main.command()
+@common(feeds=False, keywords=False)
+@click.option("--older-than", default="365d", show_default=True, help="Delete articles fetched before this (e.g. 365d).")
+def prune(older_than: str, **kw) -> None:
+    """Delete old articles that have no hits (hits are never deleted), then VACUUM."""
+    db = store.connect(settings(kw).db)
+    n = store.prune(db, when_option(older_than))
+    click.echo(f"deleted {n} articles without hits fetched before {when_option(older_than)}")
+
+
+@main.command()
+@common(feeds=False, keywords=False)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8001, show_default=True)
+@click.option("--no-open", is_flag=True, help="Do not open a browser.")
+def browse(host: str, port: int, no_open: bool, **kw) -> None:
+    """Open the database in Datasette with canned queries (pip install 'borderwatch[browse]')."""
+    from .browse import serve_command
+
+    db_path = settings(kw).db
+    store.connect(db_path)  # make sure it exists and is migrated
+    try:
+        cmd = serve_command(db_path, host, port, open_browser=not no_open)
+    except RuntimeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_RUNTIME)
+    os.execvp(cmd[0], cmd)
+
+
+@main.group()
+def opml() -> None:
+    """Import and export the feed list as OPML."""
+
+
+@opml.command("export")
+@common(keywords=False, db=False)
+@config_errors
+def opml_export(**kw) -> None:
+    """Print feeds.yaml as OPML."""
+    from .opml import export_opml
+
+    click.echo(export_opml(load_feeds(settings(kw).feeds)), nl=False)
+
+
+@opml.command("import")
+@common(keywords=False, db=False)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--print", "print_only", is_flag=True, help="Print the YAML to paste instead of appending it to feeds.yaml.")
+@config_errors
+def opml_import(file: str, print_only: bool, **kw) -> None:
+    """Add the feeds of an OPML FILE to feeds.yaml (appended, so comments are kept)."""
+    from .opml import import_opml, sources_yaml
+
+    feeds_path = settings(kw).feeds
+    existing = load_feeds(feeds_path) if Path(feeds_path).exists() else None
+    try:
+        new = import_opml(Path(file).read_bytes(), existing)
+    except Exception as exc:  # defusedxml and ElementTree parse errors
+        click.echo(f"error: {file}: not a valid OPML file: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+    text = sources_yaml(new)
+    if print_only or not new:
+        click.echo(text or "no new feeds", nl=False)
+        return
+    body = Path(feeds_path).read_text(encoding="utf-8") if existing else "sources:\n"
+    Path(feeds_path).write_text(body.rstrip("\n") + "\n" + text, encoding="utf-8")
+    load_feeds(feeds_path)  # validate what we wrote
+    click.echo(f"added {len(new)} feeds to {feeds_path}")
+
+
+@main.command()
+@click.option("--dir", "directory", default=".", show_default=True, help="Where to put demo.db and outbox/.")
+@click.option("--keywords", "keywords_path", envvar="BORDERWATCH_KEYWORDS", default=None,
+              help="Rule file (default: ./keywords.yaml if present, else the bundled one).")
+def demo(directory: str, keywords_path: str | None) -> None:
+    """Offline tour: serve bundled sample feeds on 127.0.0.1, run one cycle into a fresh
+    database, write the digest to ./outbox/, and say where to look."""
+    from .demo import run_demo
+
+    setup_logging("warning", "human")
+    try:
+        run_demo(Path(directory), keywords_path, echo=click.echo)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            click.echo(str(issue), err=True)
+        sys.exit(EXIT_CONFIG)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,35 @@
+"""Render the next digest without sending or recording anything."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+from .. import store
+from ..config import RuleSet
+from . import render
+from .select import build_groups, due_period
+
+
+def preview(db, rules: RuleSet, email: str | None = None, now: dt.datetime | None = None) -> render.Rendered | None:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    subs = store.subscribers(db, email)
+    for sub in subs:
+        groups = build_groups(db, sub, rules)
+        if groups:
+            sender = render.sender_address(os.environ.get("DIGEST_FROM"))
+            return render.render(groups, sub, now, render.unsubscribe_header(sender, sub["token"], None))
+    return None
+
+
+def due_now(db, rules: RuleSet, email: str | None = None, now: dt.datetime | None = None) -> list[dict]:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    out = []
+    for sub in store.subscribers(db, email):
+        period = due_period(sub, now)
+        if period is None or store.has_delivery(db, sub["email"], period):
+            continue
+        stories = sum(len(g.items) for g in build_groups(db, sub, rules))
+        if stories:
+            out.append({"subscriber": sub["email"], "period": period, "stories": stories})
+    return out

@@ -1,0 +1,108 @@
+"""What is owed to whom: due periods per cadence, and the hits a digest carries."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..config import RuleSet
+from .. import store
+
+CADENCES = ("immediate", "hourly", "daily", "weekly")
+
+
+def zone(name: str) -> dt.tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return dt.timezone.utc
+
+
+def due_period(sub: dict, now: dt.datetime) -> str | None:
+    """The period a digest is due for now, as a stable key, or None before the first slot.
+
+    The key names the latest scheduled slot at or before ``now`` (in the subscriber's
+    zone), so a run that missed a slot still sends once for it, and never twice.
+    """
+    local = now.astimezone(zone(sub["tz"]))
+    cadence = sub["cadence"]
+    if cadence == "immediate":
+        return "immediate:" + store.iso(now)
+    if cadence == "hourly":
+        return "hourly:" + local.strftime("%Y-%m-%dT%H")
+    slot = local.replace(hour=int(sub["hour"]), minute=0, second=0, microsecond=0)
+    if cadence == "daily":
+        if slot > local:
+            slot -= dt.timedelta(days=1)
+        return "daily:" + slot.strftime("%Y-%m-%d")
+    if cadence == "weekly":
+        slot -= dt.timedelta(days=(local.weekday() - int(sub["weekday"])) % 7)
+        if slot > local:
+            slot -= dt.timedelta(days=7)
+        return "weekly:" + slot.strftime("%Y-%m-%d")
+    return None
+
+
+def followed_rules(sub: dict, rules: RuleSet) -> list[str]:
+    """Rule ids a subscriber follows: named rules plus rules with a named tag; all when neither is set."""
+    if not sub.get("rules") and not sub.get("tags"):
+        return [r.id for r in rules.rules]
+    wanted = set(sub.get("rules") or [])
+    tags = set(sub.get("tags") or [])
+    return [r.id for r in rules.rules if r.id in wanted or tags.intersection(r.tags)]
+
+
+@dataclass
+class Item:
+    """One story in a digest: its first-seen copy, and where else it appeared."""
+
+    hit: int
+    rule: str
+    title: str
+    url: str
+    source: str
+    published: str
+    snippet: str
+    marks: list
+    terms: list[str]
+    story: int | None
+    also_in: list[str] = field(default_factory=list)
+    other_rules: list[str] = field(default_factory=list)
+    hit_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Group:
+    rule: str
+    title: str
+    items: list[Item]
+
+
+def build_groups(db, sub: dict, rules: RuleSet) -> list[Group]:
+    """Owed hits grouped by rule (in rule-file order), each story once, newest first."""
+    rows = store.owed_hits(db, sub["email"], followed_rules(sub, rules), sub["created"])
+    order = {r.id: i for i, r in enumerate(rules.rules)}
+    rows.sort(key=lambda r: (order.get(r["rule"], 1 << 30)))
+    stories: dict[object, Item] = {}
+    for r in rows:
+        key = r["story"] if r["story"] is not None else ("hit", r["hit"])
+        item = stories.get(key)
+        if item is None:
+            stories[key] = Item(r["hit"], r["rule"], r["title"], r["url"], r["source_name"], r["published"],
+                                r["snippet"], r["marks"], r["terms"], r["story"], hit_ids=[r["hit"]])
+        else:
+            item.hit_ids.append(r["hit"])
+            if r["rule"] != item.rule and r["rule"] not in item.other_rules:
+                item.other_rules.append(r["rule"])
+    copies = store.story_copies(db, [i.story for i in stories.values() if i.story is not None])
+    for item in stories.values():
+        names = [c["source_name"] for c in copies.get(item.story, []) if c["url"] != item.url]
+        item.also_in = list(dict.fromkeys(n for n in names if n != item.source))
+    groups = []
+    for rule in rules.rules:
+        items = [i for i in stories.values() if i.rule == rule.id]
+        if items:
+            items.sort(key=lambda i: i.published or "", reverse=True)
+            groups.append(Group(rule.id, rule.title, items))
+    return groups

@@ -1,0 +1,22 @@
+"""Helpers for `rules test --url`: fetch one page through the normal fetcher and extract it."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit
+
+from ..fetch import Fetcher, Policy
+from ..parse import extract_article
+
+
+def load_url(url: str, timeout: float = 20.0) -> tuple[str, str]:
+    async def go():
+        async with Fetcher() as f:
+            host = (urlsplit(url).hostname or "").lower()
+            return await f.get(url, Policy(timeout=timeout, own_host=host))
+
+    resp = asyncio.run(go())
+    if not resp.ok:
+        raise RuntimeError(resp.error or f"HTTP {resp.status}")
+    page = extract_article(resp.body, resp.final_url or url, resp.headers)
+    return page.title, page.text

@@ -1,0 +1,293 @@
+"""APScheduler wiring: jobs call the cycle and send_due; state lives in the database.
+
+- one job per source, first run at the source's stored ``next_poll`` (so a restart
+  neither re-polls a source polled a minute ago nor loses its back-off), then
+  rescheduled after each poll to the ``next_poll`` the cycle computed (interval with
+  jitter, or capped exponential back-off, or the server's Retry-After);
+- ``max_instances=1``, ``coalesce=True`` and a misfire grace time on every job;
+- all polls share one Fetcher, so sources due together run concurrently within the
+  global and per-host limits;
+- a lease row in the database keeps a second ``run`` on the same database out;
+- SIGINT/SIGTERM: stop taking work, let in-flight polls finish (up to a deadline),
+  exit 0; a second signal exits at once (SQLite rolls back any open transaction).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import random
+import signal
+import socket
+
+from . import store
+from .app import App
+from .cycle import SourceReport, next_poll, run_cycle
+from .fetch import Fetcher, Robots
+
+log = logging.getLogger("borderwatch.schedule")
+
+LEASE_TTL = 120.0
+LEASE_RENEW = 30.0
+RELOAD_EVERY = 5.0
+DIGEST_EVERY = 60.0
+SHUTDOWN_DEADLINE = 30.0
+MISFIRE_GRACE = 300
+
+
+class AlreadyRunning(Exception):
+    pass
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{random.randrange(1 << 32):08x}"
+
+
+def _take_lease(db, owner: str) -> None:
+    holder = store.acquire_lease(db, owner, LEASE_TTL)
+    if holder:
+        raise AlreadyRunning(f"another borderwatch run ({holder}) is using this database; "
+                             f"two schedulers on one database would duplicate polls and digests. "
+                             f"Stop it first, or wait {LEASE_TTL:.0f}s if it died.")
+
+
+def run_once(app: App, progress: bool = False, send_digests: bool = True, now: dt.datetime | None = None) -> dict:
+    """One full cycle: poll all enabled sources, store, send due digests; returns a summary."""
+    owner = _owner()
+    _take_lease(app.db, owner)
+    try:
+        sources = app.feeds.enabled()
+        if progress:
+            result = _with_progress(app, sources)
+        else:
+            result = asyncio.run(run_cycle(app.db, app.feeds, app.matcher, sources))
+        summary = result.summary()
+        summary["failures"] = [{"source": r.source, "error": r.error} for r in result.failed]
+        if send_digests:
+            from .digest import send_due
+
+            summary["digests"] = send_due(app.db, app.rules, now).as_dict()
+        return summary
+    finally:
+        store.release_lease(app.db, owner)
+
+
+def _with_progress(app: App, sources) -> object:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("polling"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),
+                  TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("poll", total=len(sources), last="")
+
+        def done(report: SourceReport) -> None:
+            bar.update(task, advance=1, last=f"{report.source} {'ok' if report.ok else 'FAILED'}")
+
+        return asyncio.run(run_cycle(app.db, app.feeds, app.matcher, sources, on_report=done))
+
+
+class Metrics:
+    """Prometheus metrics when prometheus_client is installed and a port is given; else no-ops."""
+
+    def __init__(self, port: int | None):
+        self.enabled = False
+        if port is None:
+            return
+        try:
+            import prometheus_client as pc
+        except ImportError:
+            log.warning("--metrics-port needs the metrics extra: pip install 'borderwatch[metrics]'")
+            return
+        self.polls = pc.Counter("borderwatch_polls_total", "Source polls", ["result"])
+        self.articles = pc.Counter("borderwatch_articles_total", "New articles stored")
+        self.hits = pc.Counter("borderwatch_hits_total", "New hits stored")
+        self.digests = pc.Counter("borderwatch_digests_sent_total", "Digests sent")
+        self.latency = pc.Histogram("borderwatch_poll_seconds", "Poll latency",
+                                    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 60))
+        pc.start_http_server(port, addr=os.environ.get("BORDERWATCH_METRICS_ADDR", "127.0.0.1"))
+        self.enabled = True
+
+    def poll(self, r: SourceReport) -> None:
+        if self.enabled:
+            self.polls.labels("not_modified" if r.not_modified else "ok" if r.ok else "failed").inc()
+            self.articles.inc(r.new_articles)
+            self.hits.inc(r.new_hits)
+            self.latency.observe(r.ms / 1000)
+
+    def sent(self, n: int) -> None:
+        if self.enabled and n:
+            self.digests.inc(n)
+
+
+class Runner:
+    """The long-running scheduler behind `borderwatch run`."""
+
+    def __init__(self, app: App, metrics_port: int | None = None, send_digests: bool = True,
+                 clock=lambda: dt.datetime.now(dt.timezone.utc)):
+        self.app = app
+        self.send_digests = send_digests
+        self.metrics_port = metrics_port
+        self.clock = clock
+        self.owner = _owner()
+        self.inflight: set[asyncio.Task] = set()
+        self.stopping: asyncio.Event | None = None
+        self._configs: dict = {}
+        self.polls_done = 0
+        self.scheduler = None
+        self.fetcher: Fetcher | None = None
+
+    # -- lifecycle
+
+    def run_forever(self) -> None:
+        _take_lease(self.app.db, self.owner)
+        try:
+            asyncio.run(self.main())
+        finally:
+            store.release_lease(self.app.db, self.owner)
+
+    async def main(self, stop_after: float | None = None) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
+        self.metrics = Metrics(self.metrics_port)
+        self.fetcher = Fetcher(self.app.feeds.concurrency, self.app.feeds.per_host, robots=Robots())
+        self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=dt.timezone.utc,
+                                          job_defaults={"max_instances": 1, "coalesce": True,
+                                                        "misfire_grace_time": MISFIRE_GRACE})
+        self._install_signals(loop)
+        self.sync_jobs()
+        now = self.clock()
+        self.scheduler.add_job(self.renew_lease, "interval", seconds=LEASE_RENEW, id="lease")
+        self.scheduler.add_job(self.reload, "interval", seconds=RELOAD_EVERY, id="reload")
+        if self.send_digests:
+            self.scheduler.add_job(self.digests, "interval", seconds=DIGEST_EVERY, id="digests",
+                                   next_run_time=now + dt.timedelta(seconds=5))
+        self.scheduler.add_job(self.prune, "interval", days=1, id="prune", next_run_time=now + dt.timedelta(hours=1))
+        self.scheduler.start()
+        log.info("scheduler started: %d sources, %d rules", len(self.app.feeds.enabled()), len(self.app.rules.rules))
+        try:
+            if stop_after is None:
+                await self.stopping.wait()
+            else:
+                try:
+                    await asyncio.wait_for(self.stopping.wait(), stop_after)
+                except TimeoutError:
+                    pass
+        finally:
+            await self.shutdown()
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        def on_signal(signum: int) -> None:
+            if self.stopping.is_set():
+                log.warning("second signal: exiting now (open transactions roll back)")
+                os._exit(130)
+            log.info("signal %s: finishing in-flight polls (up to %.0fs), then exiting", signal.Signals(signum).name,
+                     SHUTDOWN_DEADLINE)
+            self.stopping.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, on_signal, sig)
+            except (NotImplementedError, RuntimeError):  # not the main thread (tests)
+                pass
+
+    def stop(self) -> None:
+        if self.stopping is not None:
+            self.stopping.set()
+
+    async def shutdown(self) -> None:
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self.inflight:
+            done, pending = await asyncio.wait(self.inflight, timeout=SHUTDOWN_DEADLINE)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+        if self.fetcher is not None:
+            await self.fetcher.aclose()
+        log.info("scheduler stopped after %d polls", self.polls_done)
+
+    # -- jobs
+
+    def sync_jobs(self) -> None:
+        """Make the poll jobs match the enabled sources: add new, drop removed, re-plan changed ones."""
+        states = store.source_states(self.app.db)
+        wanted = {s.id: s for s in self.app.feeds.enabled()}
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("poll:") and job.id[5:] not in wanted:
+                job.remove()
+        now = self.clock()
+        for sid, source in wanted.items():
+            job_id = f"poll:{sid}"
+            stored = store.parse_iso((states.get(sid) or {}).get("next_poll"))
+            first = max(stored, now) if stored else now + dt.timedelta(seconds=random.uniform(0, min(source.interval, 60) * 0.5))
+            changed = sid in self._configs and self._configs[sid] != source
+            if changed:
+                first = now
+            if changed or self.scheduler.get_job(job_id) is None:
+                self.scheduler.add_job(self.poll, "date", run_date=first, id=job_id, args=[sid], replace_existing=True)
+        self._configs = dict(wanted)
+
+    async def poll(self, source_id: str) -> None:
+        if self.stopping.is_set():
+            return
+        source = self.app.feeds.get(source_id)
+        if source is None or not source.enabled:
+            return
+        task = asyncio.current_task()
+        self.inflight.add(task)
+        try:
+            result = await run_cycle(self.app.db, self.app.feeds, self.app.matcher, [source], self.fetcher,
+                                     on_report=self.metrics.poll)
+            self.polls_done += 1
+            del result
+        finally:
+            self.inflight.discard(task)
+        if not self.stopping.is_set():
+            state = store.source_states(self.app.db).get(source_id) or {}
+            when = store.parse_iso(state.get("next_poll")) or next_poll(source, self.clock(), 0)
+            self.scheduler.add_job(self.poll, "date", run_date=max(when, self.clock()), id=f"poll:{source_id}",
+                                   args=[source_id], replace_existing=True)
+
+    async def reload(self) -> None:
+        if self.app.reload()["feeds"]:
+            self.sync_jobs()
+
+    def renew_lease(self) -> None:
+        holder = store.acquire_lease(self.app.db, self.owner, LEASE_TTL)
+        if holder:
+            log.error("lost the scheduler lease to %s; stopping", holder)
+            self.stop()
+
+    async def digests(self) -> None:
+        from .digest import send_due
+
+        def send() -> dict:
+            db = store.connect(self.app.settings.db)
+            try:
+                return send_due(db, self.app.rules, self.clock()).as_dict()
+            finally:
+                db.close()
+
+        report = await asyncio.to_thread(send)
+        self.metrics.sent(report["sent"])
+        if report["created"] or report["sent"] or report["errors"]:
+            log.info("digests: %d new, %d sent, %d retry, %d failed", report["created"], report["sent"],
+                     report["retry"], report["failed"])
+
+    async def prune(self) -> None:
+        cutoff = store.iso(self.clock() - dt.timedelta(days=int(os.environ.get("BORDERWATCH_RETENTION_DAYS", "365"))))
+
+        def work() -> int:
+            db = store.connect(self.app.settings.db)
+            try:
+                return store.prune(db, cutoff)
+            finally:
+                db.close()
+
+        n = await asyncio.to_thread(work)
+        log.info("pruned %d old articles without hits", n)
+
