@@ -306,6 +306,9 @@ def hits(rule_ids, tags, source, since, until, search, limit, as_json, as_csv, *
     records = [{"url": r["url"], "title": r["title"], "source": r["source"], "published": r["published"],
                 "fetched": r["fetched"], "rules": r["rules"], "snippet": highlight(r["snippet"] or "", r["marks"]),
                 "story": r["story"]} for r in rows]
+    if not as_json and not as_csv:
+        _hits_table(rows)
+        return
     if as_json:
         for rec in records:
             echo_json(rec)
@@ -315,13 +318,12 @@ def hits(rule_ids, tags, source, since, until, search, limit, as_json, as_csv, *
         for rec in records:
             w.writerow([rec["published"], rec["source"], " ".join(rec["rules"]), rec["title"], rec["url"],
                         rec["story"], rec["snippet"]])
-    else:
-        _hits_table(records)
 
 
 def _hits_table(records: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console(width=shutil.get_terminal_size((120, 24)).columns)
     if not records:
@@ -332,8 +334,11 @@ def _hits_table(records: list[dict]) -> None:
                         ("rules", {"max_width": 18}), ("title", {"ratio": 2}), ("snippet", {"ratio": 3})):
         table.add_column(col, overflow="ellipsis", **kwargs)
     for r in records:
+        snippet = Text(r["snippet"] or "")
+        for start, end in r["marks"]:
+            snippet.stylize("bold yellow", start, end)
         table.add_row((r["published"] or "")[:16].replace("T", " "), r["source"], ", ".join(r["rules"]),
-                      r["title"], r["snippet"].replace("[", "\\["))
+                      Text(r["title"] or ""), snippet)
     console.print(table)
 
 

@@ -149,9 +149,9 @@ class Robots:
         if cached is None or time.time() - cached[0] > ROBOTS_TTL:
             parser = urllib.robotparser.RobotFileParser()
             resp = await fetcher.get(origin + "/robots.txt", Policy(min(policy.timeout, 10), 500_000, policy.own_host, policy.allow_hosts))
-            if resp.error is None and resp.status < 300:
+            if resp.ok:
                 parser.parse(resp.body.decode("utf-8", "replace").splitlines())
-            elif resp.error is None and 400 <= resp.status < 500:
+            elif 400 <= resp.status < 500:  # no robots.txt: everything is allowed
                 parser.allow_all = True
             else:  # unreachable: RFC 9309 says assume disallowed, retry later
                 parser.disallow_all = True

@@ -367,11 +367,14 @@ def query_hits(db: sqlite_utils.Database, q: HitQuery) -> list[dict]:
     if q.search:
         where.append("a.id IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?)")
         params.append(q.search)
+    # the snippet shown is that of the first hit of a filtered rule, if any
+    pick = f"article = a.id{' AND rule IN (' + ','.join('?' * len(q.rules)) + ')' if q.rules else ''} ORDER BY id LIMIT 1"
+    params = list(q.rules or []) * 2 + params
     sql = f"""
         SELECT a.id, a.url, a.title, a.source, s.name AS source_name, a.published, a.fetched, a.story,
                json_group_array(h.rule) AS rules,
-               (SELECT snippet FROM hits WHERE article = a.id ORDER BY id LIMIT 1) AS snippet,
-               (SELECT marks FROM hits WHERE article = a.id ORDER BY id LIMIT 1) AS marks
+               (SELECT snippet FROM hits WHERE {pick}) AS snippet,
+               (SELECT marks FROM hits WHERE {pick}) AS marks
         FROM articles a JOIN hits h ON h.article = a.id LEFT JOIN sources s ON s.id = a.source
         WHERE {' AND '.join(where)}
         GROUP BY a.id ORDER BY a.published DESC, a.id DESC LIMIT ?"""

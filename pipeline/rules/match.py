@@ -101,7 +101,8 @@ def _evaluate(matcher: "Matcher", ri: int, raw: list, folded: Folded) -> Hit | N
         return None
     positive = sorted(occs, key=lambda o: o.start)
     terms = list(dict.fromkeys(o.label for o in positive))
-    snippet, marks = _snippet(folded.original, positive)
+    anchor = min(by_group[0], key=lambda o: o.start)  # the rule's main terms, not its context words
+    snippet, marks = _snippet(folded.original, anchor, positive)
     return Hit(rule.id, terms, snippet, marks)
 
 
@@ -152,9 +153,8 @@ def _within(by_group: dict[int, list[_Occ]], ngroups: int, near: int) -> bool:
     return False
 
 
-def _snippet(original: str, occs: list[_Occ]) -> tuple[str, list[tuple[int, int]]]:
-    """About SNIPPET_CHARS of text around the first match, whitespace collapsed, with marks."""
-    first = occs[0]
+def _snippet(original: str, first: _Occ, occs: list[_Occ]) -> tuple[str, list[tuple[int, int]]]:
+    """About SNIPPET_CHARS of text around ``first``, whitespace collapsed, every match in it marked."""
     start = max(0, first.start - SNIPPET_CHARS // 3)
     end = min(len(original), max(start + SNIPPET_CHARS, first.end))
     # widen to word boundaries

@@ -1,0 +1,32 @@
+# borderwatch: `borderwatch run` with the database on a volume and config mounted read-only.
+#   docker build -t borderwatch .
+#   docker run -d --name borderwatch -v borderwatch-data:/data \
+#     -v "$PWD/feeds.yaml:/config/feeds.yaml:ro" -v "$PWD/keywords.yaml:/config/keywords.yaml:ro" \
+#     -e SMTP_HOST=smtp.example.org -e SMTP_USER=... -e SMTP_PASSWORD=... -e DIGEST_FROM=alerts@example.org \
+#     borderwatch
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    BORDERWATCH_DB=/data/borderwatch.db \
+    BORDERWATCH_FEEDS=/config/feeds.yaml \
+    BORDERWATCH_KEYWORDS=/config/keywords.yaml
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY pipeline ./pipeline
+RUN pip install ".[metrics]"
+
+COPY feeds.yaml keywords.yaml /config/
+RUN useradd --create-home --uid 10001 borderwatch \
+    && mkdir -p /data \
+    && chown borderwatch:borderwatch /data
+USER borderwatch
+WORKDIR /data
+VOLUME ["/data"]
+
+HEALTHCHECK --interval=60s --timeout=10s --start-period=60s --retries=3 \
+    CMD ["borderwatch", "status", "--check"]
+
+CMD ["borderwatch", "run", "--log-format", "json"]

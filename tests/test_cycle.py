@@ -1,0 +1,212 @@
+"""Ingestion end to end: a real HTTP server on 127.0.0.1, real parsing, SQLite on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from conftest import Reply, feeds_for, gzipped, rss
+
+from pipeline import store
+from pipeline.cycle import run_cycle
+
+ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>Atom test</title><id>urn:t</id><updated>2026-11-20T10:00:00Z</updated>
+<entry><id>urn:a1</id><title>Extradition of cartel figure to the US approved</title>
+<link rel="alternate" href="/news/a1"/><updated>2026-11-20T10:00:00Z</updated>
+<content type="html">&lt;p&gt;A federal judge in Mexico approved the extradition of a Sinaloa Cartel lieutenant.&lt;/p&gt;</content>
+<author><name>Ana</name></author></entry></feed>"""
+
+JSON_FEED = json.dumps({
+    "version": "https://jsonfeed.org/version/1.1", "title": "JSON test",
+    "items": [{"id": "j1", "url": "https://news.example.org/j1", "title": "Migrantes esperan en Tijuana",
+               "content_html": "<p>Cientos de migrantes esperan en albergues de Tijuana una cita de asilo.</p>",
+               "date_published": "2026-11-21T08:00:00Z"}],
+}).encode()
+
+
+def cycle(db, feeds, matcher, sources=None):
+    store.sync_sources(db, feeds.sources)
+    return asyncio.run(run_cycle(db, feeds, matcher, sources))
+
+
+def test_rss_atom_and_json_feed_are_ingested(server, tmp_path, db, matcher):
+    server.routes["/rss"] = Reply(body=rss([
+        {"title": "Fentanyl seizure at Nogales", "link": server.url("/story/1?utm_source=rss&fbclid=x#top"),
+         "guid": "r1", "description": "<p>CBP officers seized fentanyl pills at the Nogales port of entry, Mexico border.</p>",
+         "pubDate": "Fri, 20 Nov 2026 14:00:00 -0600"}]), headers={"Content-Type": "application/rss+xml"})
+    server.routes["/atom"] = Reply(body=ATOM, headers={"Content-Type": "application/atom+xml"})
+    server.routes["/json"] = Reply(body=JSON_FEED, headers={"Content-Type": "application/feed+json"})
+    feeds = feeds_for(tmp_path / "feeds.yaml", [
+        {"id": "r", "url": server.url("/rss")}, {"id": "a", "url": server.url("/atom")}, {"id": "j", "url": server.url("/json")}])
+    result = cycle(db, feeds, matcher)
+    assert result.ok == 3 and not result.failed
+    rows = {r["source"]: r for r in db.query("SELECT * FROM articles")}
+    assert rows["r"]["url"] == server.url("/story/1")  # tracking parameters and fragment removed
+    assert rows["r"]["published"] == "2026-11-20T20:00:00Z"  # converted to UTC
+    assert rows["a"]["url"] == server.url("/news/a1")  # relative link resolved
+    assert rows["a"]["author"] == "Ana"
+    assert "Tijuana" in rows["j"]["text"] and "<p>" not in rows["j"]["text"]
+    rules = {(r["source"], r["rule"]) for r in db.query("SELECT a.source, h.rule FROM hits h JOIN articles a ON a.id = h.article")}
+    assert {("r", "fentanyl"), ("a", "extradition"), ("a", "cartels"), ("j", "migration")} <= rules
+
+
+def test_second_poll_is_conditional_and_304_costs_no_parse(server, tmp_path, db, matcher):
+    server.routes["/feed"] = Reply(body=rss([{"title": "t", "link": "https://x.example/1", "guid": "1",
+                                              "description": "d"}]), etag=True)
+    feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": "f", "url": server.url("/feed")}])
+    first = cycle(db, feeds, matcher)
+    second = cycle(db, feeds, matcher)
+    assert first.new_articles == 1
+    assert second.reports[0].status == 304 and second.reports[0].not_modified and second.new_articles == 0
+    assert store.source_states(db)["f"]["etag"]
+
+
+def test_failures_are_recorded_per_source_and_others_go_on(server, tmp_path, db, matcher):
+    server.routes["/ok"] = Reply(body=rss([{"title": "ok", "link": "https://x.example/ok", "guid": "ok", "description": "d"}]))
+    server.routes["/500"] = Reply(500, b"boom")
+    server.routes["/slow"] = Reply(body=b"<rss/>", delay=3)
+    server.routes["/loop"] = lambda h: Reply(302, headers={"Location": "/loop2"})
+    server.routes["/loop2"] = lambda h: Reply(302, headers={"Location": "/loop"})
+    server.routes["/big"] = Reply(body=b"<rss>" + b"x" * 2_000_000 + b"</rss>")
+    server.routes["/html"] = Reply(body=b"<!DOCTYPE html><html><head><title>Home</title></head><body><p>Welcome</p></body></html>",
+                                   headers={"Content-Type": "text/html"})
+    server.routes["/broken"] = Reply(body=b"\x00\x01 this is not xml at all <<<>>>")
+    server.routes["/429"] = Reply(429, b"slow down", headers={"Retry-After": "3600"})
+    feeds = feeds_for(tmp_path / "feeds.yaml", [
+        {"id": "ok", "url": server.url("/ok")}, {"id": "e500", "url": server.url("/500")},
+        {"id": "slow", "url": server.url("/slow"), "timeout": "1s"}, {"id": "loop", "url": server.url("/loop")},
+        {"id": "big", "url": server.url("/big"), "max_bytes": "1MB"}, {"id": "html", "url": server.url("/html")},
+        {"id": "broken", "url": server.url("/broken")}, {"id": "r429", "url": server.url("/429")}])
+    result = cycle(db, feeds, matcher)
+    errors = {r.source: r.error for r in result.reports}
+    assert errors["ok"] is None and result.new_articles == 1
+    assert errors["e500"] == "HTTP 500"
+    assert "timed out" in errors["slow"]
+    assert "too many redirects" in errors["loop"]
+    assert "cap" in errors["big"]
+    assert "HTML page" in errors["html"]
+    assert errors["broken"] and "not a feed" in errors["broken"]
+    assert errors["r429"] == "HTTP 429"
+    states = store.source_states(db)
+    assert states["e500"]["consecutive_failures"] == 1 and states["e500"]["last_error"] == "HTTP 500"
+    assert states["r429"]["retry_after_until"] > store.now_iso()
+    cycle(db, feeds, matcher, [feeds.get("e500")])
+    assert store.source_states(db)["e500"]["consecutive_failures"] == 2
+
+
+def test_gzip_response_is_decoded(server, tmp_path, db, matcher):
+    body = rss([{"title": "Gzipped item", "link": "https://x.example/g", "guid": "g", "description": "d"}])
+    server.routes["/gz"] = Reply(body=gzipped(body), headers={"Content-Encoding": "gzip"})
+    feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": "gz", "url": server.url("/gz")}])
+    assert cycle(db, feeds, matcher).new_articles == 1
+
+
+def test_windows_1252_feed(server, tmp_path, db, matcher):
+    body = rss([{"title": "Cártel del Golfo: detienen a líder en Reynosa", "link": "https://x.example/w",
+                 "guid": "w", "description": "La Fiscalía informó la detención en Reynosa, Tamaulipas."}],
+               encoding="windows-1252")
+    assert "á".encode("cp1252") in body
+    server.routes["/cp"] = Reply(body=body, headers={"Content-Type": "application/rss+xml"})
+    feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": "cp", "url": server.url("/cp")}])
+    cycle(db, feeds, matcher)
+    row = next(db.query("SELECT title FROM articles"))
+    assert row["title"] == "Cártel del Golfo: detienen a líder en Reynosa"
+    assert next(db.query("SELECT rule FROM hits"))["rule"] == "cartels"
+
+
+def test_charset_only_in_http_header(server, tmp_path, db, matcher):
+    body = ('<rss version="2.0"><channel><title>t</title><item><title>Migración en Chiapas</title>'
+            "<link>https://x.example/h</link><guid>h</guid><description>d</description></item></channel></rss>").encode("cp1252")
+    server.routes["/h"] = Reply(body=body, headers={"Content-Type": "text/xml; charset=windows-1252"})
+    feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": "h", "url": server.url("/h")}])
+    cycle(db, feeds, matcher)
+    assert next(db.query("SELECT title FROM articles"))["title"] == "Migración en Chiapas"
+
+
+def test_duplicates_across_two_feeds_are_stored_once(server, tmp_path, db, matcher):
+    item = {"title": "Extradited to Mexico", "link": server.url("/story/9?utm_campaign=a"), "guid": "same",
+            "description": "A long enough description of the extradition of a cartel operator from Texas to Mexico."}
+    server.routes["/a"] = Reply(body=rss([item]))
+    server.routes["/b"] = Reply(body=rss([{**item, "link": server.url("/story/9?utm_campaign=b"), "guid": "other"}]))
+    feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": "a", "url": server.url("/a")}, {"id": "b", "url": server.url("/b")}])
+    first = cycle(db, feeds, matcher)
+    assert first.new_articles == 1
+    assert store.counts(db)["articles"] == 1
+    again = cycle(db, feeds, matcher)
+    assert again.new_articles == 0 and again.new_hits == 0
+    assert db.execute("SELECT count(*) FROM guids").fetchone()[0] == 2  # both GUIDs known
+
+
+def test_same_text_under_another_url_is_not_new(server, tmp_path, db, matcher):
+    text = "The same wire text about fentanyl precursor seizures in Manzanillo, Mexico, published twice. " * 3
+    server.routes["/a"] = Reply(body=rss([{"title": "One", "link": "https://one.example/x", "guid": "1", "description": text}]))
+    server.routes["/b"] = Reply(body=rss([{"title": "Two", "link": "https://two.example/y", "guid": "2", "description": text}]))
+    feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": "a", "url": server.url("/a")}, {"id": "b", "url": server.url("/b")}])
+    cycle(db, feeds, matcher)
+    assert store.counts(db)["articles"] == 1
+
+
+LISTING = b"""<!DOCTYPE html><html><body><nav><a href="/about">About</a></nav>
+<ul><li class="s"><a href="/art/1.html">First story</a></li><li class="s"><a href="art/2.html?utm_source=home">Second</a></li>
+<li class="s"><a href="javascript:alert(1)">bad</a></li><li class="s"><a href="/private/3.html">Hidden</a></li></ul></body></html>"""
+
+
+def _article(title: str, body: str) -> bytes:
+    return (f"<html><head><title>{title}</title><script>var x = 'Sinaloa Cartel';</script></head><body>"
+            f"<header><nav>Home World Sinaloa Cartel menu</nav></header><article><h1>{title}</h1><p>{body}</p></article>"
+            f"<div class='related'>More: Sinaloa Cartel quiz</div><footer>Footer Sinaloa Cartel</footer>"
+            f"<!-- comment Sinaloa Cartel --></body></html>").encode()
+
+
+def test_page_source_follows_links_extracts_main_text_and_respects_robots(server, tmp_path, db, matcher):
+    server.routes["/robots.txt"] = Reply(body=b"User-agent: *\nDisallow: /private/\n")
+    server.routes["/list/"] = Reply(body=LISTING, headers={"Content-Type": "text/html"})
+    server.routes["/art/1.html"] = Reply(body=_article("Gun trafficking ring", "ATF agents say the ring smuggled rifles across the border to Mexico for a cartel."))
+    server.routes["/list/art/2.html"] = Reply(body=_article("Weather", "Sunny skies over the capital this weekend."))
+    server.routes["/private/3.html"] = Reply(body=_article("Secret", "never fetched"))
+    feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": "p", "url": server.url("/list/"), "type": "page",
+                                                  "link_selector": "li.s a"}])
+    result = cycle(db, feeds, matcher)
+    assert result.ok == 1
+    rows = {r["url"]: r for r in db.query("SELECT * FROM articles")}
+    assert set(rows) == {server.url("/art/1.html"), server.url("/list/art/2.html")}
+    assert "/private/3.html" not in server.hits
+    text = rows[server.url("/art/1.html")]["text"]
+    assert "smuggled rifles" in text and "menu" not in text and "quiz" not in text and "Footer" not in text
+    hits = [r["rule"] for r in db.query("SELECT rule FROM hits")]
+    assert hits == ["arms"]  # the boilerplate's "Sinaloa Cartel" did not count
+
+
+def test_teaser_feed_fetches_article_page(server, tmp_path, db, matcher):
+    server.routes["/teaser"] = Reply(body=rss([{"title": "Read more", "link": server.url("/full"), "guid": "t",
+                                                "description": "Short teaser…"}]))
+    server.routes["/full"] = Reply(body=_article("Full", "The Jalisco New Generation Cartel expanded into Guanajuato. " * 5))
+    feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": "t", "url": server.url("/teaser"), "fetch_articles": "true"}])
+    cycle(db, feeds, matcher)
+    assert "Jalisco New Generation Cartel expanded" in next(db.query("SELECT text FROM articles"))["text"]
+    assert next(db.query("SELECT rule FROM hits"))["rule"] == "cartels"
+
+
+def test_rel_canonical_dedups_page_articles(server, tmp_path, db, matcher):
+    page = b"<html><head><link rel='canonical' href='/canon'></head><body><article><p>" + b"Text about things. " * 20 + b"</p></article></body></html>"
+    server.routes["/robots.txt"] = Reply(404)
+    server.routes["/l"] = Reply(body=b"<a class='x' href='/v1'>a</a><a class='x' href='/v2'>b</a>")
+    server.routes["/v1"] = Reply(body=page)
+    server.routes["/v2"] = Reply(body=page)
+    feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": "l", "url": server.url("/l"), "type": "page", "link_selector": "a.x"}])
+    cycle(db, feeds, matcher)
+    assert [r["url"] for r in db.query("SELECT url FROM articles")] == [server.url("/canon")]
+
+
+def test_status_reports_sources(server, tmp_path, db, matcher):
+    from pipeline.status import source_status
+
+    server.routes["/ok"] = Reply(body=rss([{"title": "x", "link": "https://x.example/1", "guid": "1", "description": "d"}]))
+    feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": "ok", "url": server.url("/ok")}, {"id": "bad", "url": server.url("/nope")}])
+    cycle(db, feeds, matcher)
+    rows = {r["id"]: r for r in source_status(db, feeds)}
+    assert rows["ok"]["last_error"] is None and rows["ok"]["items_seen"] == 1 and rows["ok"]["next_poll"]
+    assert rows["bad"]["last_error"] == "HTTP 404" and rows["bad"]["consecutive_failures"] == 1
+    assert set(rows["ok"]) >= {"id", "name", "url", "last_poll", "last_success", "consecutive_failures", "last_error",
+                               "items_seen", "next_poll"}
