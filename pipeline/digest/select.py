@@ -83,7 +83,8 @@ def build_groups(db, sub: dict, rules: RuleSet) -> list[Group]:
     """Owed hits grouped by rule (in rule-file order), each story once, newest first."""
     rows = store.owed_hits(db, sub["email"], followed_rules(sub, rules), sub["created"])
     order = {r.id: i for i, r in enumerate(rules.rules)}
-    rows.sort(key=lambda r: (order.get(r["rule"], 1 << 30)))
+    # the first-seen copy of a story heads it; later copies are listed as "also in"
+    rows.sort(key=lambda r: (order.get(r["rule"], 1 << 30), r["article"]))
     stories: dict[object, Item] = {}
     for r in rows:
         key = r["story"] if r["story"] is not None else ("hit", r["hit"])

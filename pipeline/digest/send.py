@@ -87,6 +87,7 @@ class SMTPTransport:
                 smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
                 if s.tls == "starttls":
                     smtp.starttls(context=ssl.create_default_context())
+            smtp.ehlo_or_helo_if_needed()
             if s.user:
                 smtp.login(s.user, s.password or "")
         except smtplib.SMTPAuthenticationError as exc:
@@ -228,7 +229,7 @@ def prepare_due(db, rules: RuleSet, now: dt.datetime, sender: str, email: str | 
         rendered = render.render(groups, sub, now, unsub)
         msg = render.build_message(rendered, sub["email"], sender, message_id, unsub, now)
         hits = [(h, i.story) for g in groups for i in g.items for h in i.hit_ids]
-        if store.create_delivery(db, sub["email"], period, message_id, rendered.subject, msg.as_bytes(), hits,
+        if store.create_delivery(db, sub["email"], period, message_id, rendered.subject, msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")), hits,
                                  store.iso(now)) is not None:
             created += 1
     return created
