@@ -91,7 +91,9 @@ def test_digest_content_over_smtp(seeded, shipped_rules, smtp):
     text = msg.get_body(("plain",)).get_content()
     html = msg.get_body(("html",)).get_content()
     # grouped by rule in rule-file order
-    order = [html.index(f"({rid}, ") for rid in ("fentanyl", "hlsd", "extradition", "cartels", "migration", "arms")]
+    present = [rid for rid in ("fentanyl", "hlsd", "extradition", "cartels", "migration", "arms") if f"({rid}, " in html]
+    assert len(present) >= 4 and present == re.findall(r"([a-z-]+) \(\d+\)", msg["Subject"])
+    order = [html.index(f"({rid}, ") for rid in present]
     assert order == sorted(order)
     # the syndicated story appears once, with its copies listed
     assert html.count("tighten fentanyl precursor controls") + html.count("Security talks in Mexico City end") \
