@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -299,9 +300,10 @@ def hits(rule_ids, tags, source, since, until, search, limit, as_json, as_csv, *
     q = store.HitQuery(rules_filter, source, when_option(since), when_option(until), search, limit)
     try:
         rows = store.query_hits(db, q)
-    except Exception as exc:  # sqlite3.OperationalError from a malformed FTS query
-        if search and "fts5" in str(exc).lower():
-            raise click.BadParameter(f"invalid search query: {exc}", param_hint="--search") from None
+    except sqlite3.OperationalError as exc:  # a malformed FTS query
+        if search:
+            raise click.BadParameter(f"invalid search query ({exc}); see https://sqlite.org/fts5.html#full_text_query_syntax",
+                                     param_hint="--search") from None
         raise
     records = [{"url": r["url"], "title": r["title"], "source": r["source"], "published": r["published"],
                 "fetched": r["fetched"], "rules": r["rules"], "snippet": highlight(r["snippet"] or "", r["marks"]),

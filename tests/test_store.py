@@ -1,0 +1,262 @@
+"""The hit database: migrations, concurrency, crash consistency, FTS, queries, prune, OPML, Datasette."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Reply, feeds_for, free_port, rss, wait_until
+
+from pipeline import store
+from pipeline.cycle import run_cycle
+from pipeline.store import NewArticle, PollOutcome, save_poll
+
+ROOT = Path(__file__).parent.parent
+
+
+def _source(db, sid="s"):
+    store.sync_sources(db, [type("S", (), {"id": sid, "name": sid.upper(), "url": f"http://{sid}.example/",
+                                           "type": "feed", "enabled": True})()])
+
+
+def _article(i: int, published: str = "2026-11-20T10:00:00Z", rule: str | None = "fentanyl", text: str = "") -> NewArticle:
+    from pipeline.rules import Hit
+
+    hits = [Hit(rule, ["fentanyl"], f"snippet {i} fentanyl", [[10, 18]])] if rule else []
+    return NewArticle(f"https://x.example/{i}", f"g{i}", f"Title {i}", text or f"Body text number {i} about fentanyl",
+                      "", published, published, f"fp{i}", [], hits)
+
+
+def test_migration_from_the_first_schema_keeps_every_row(tmp_path):
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    import sqlite_utils
+
+    old = sqlite_utils.Database(conn)
+    store.apply_migrations(old, upto=1)
+    assert store.schema_version(old) == 1
+    conn.execute("INSERT INTO sources (id, name, url) VALUES ('s', 'S', 'http://s/')")
+    conn.execute("INSERT INTO stories (id, title) VALUES (1, 't')")
+    conn.execute("INSERT INTO articles (id, source, guid, url, title, text, published, fetched, fingerprint, story)"
+                 " VALUES (1, 's', 'g', 'http://s/1', 'Old title', 'old fentanyl text', '2026-01-01T00:00:00Z',"
+                 " '2026-01-01T00:00:00Z', 'fp', 1)")
+    conn.execute("INSERT INTO hits (article, rule, terms, snippet, marks, created) VALUES (1, 'fentanyl', '[]', 's', '[]', 'x')")
+    conn.close()
+    db = store.connect(path)
+    assert store.schema_version(db) == len(store.MIGRATIONS)
+    assert store.counts(db) == {"sources": 1, "articles": 1, "stories": 1, "hits": 1}
+    assert next(db.query("SELECT backfilled FROM hits"))["backfilled"] == 0
+    assert [r["title"] for r in store.query_hits(db, store.HitQuery(search="fentanyl"))] == ["Old title"]
+    assert "subscribers" in db.table_names() and "deliveries" in db.table_names()
+
+
+def test_wal_and_busy_timeout(db):
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA busy_timeout").fetchone()[0] >= 10000
+
+
+def test_reader_during_write_cycle_never_sees_database_locked(tmp_path, server, matcher):
+    for i in range(20):
+        server.routes[f"/f{i}"] = Reply(body=rss([
+            {"title": f"Fentanyl item {i}-{k}", "link": f"https://x.example/{i}/{k}", "guid": f"{i}-{k}",
+             "description": f"Report {i}-{k}: fentanyl seized at the border with Mexico. " * 20} for k in range(40)]))
+    feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": f"f{i}", "url": server.url(f"/f{i}")} for i in range(20)])
+    path = tmp_path / "busy.db"
+    db = store.connect(path)
+    store.sync_sources(db, feeds.sources)
+    errors, reads, stop = [], [0], threading.Event()
+
+    def reader():
+        rdb = store.connect(path)
+        while not stop.is_set():
+            try:
+                store.query_hits(rdb, store.HitQuery(rules=["fentanyl"], limit=20))
+                rdb.execute("SELECT count(*) FROM articles").fetchone()
+                reads[0] += 1
+            except sqlite3.OperationalError as exc:
+                errors.append(str(exc))
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        result = asyncio.run(run_cycle(db, feeds, matcher))
+    finally:
+        stop.set()
+        t.join(10)
+    assert result.ok == 20 and result.new_articles == 800
+    assert not errors and reads[0] > 10
+
+
+def test_writer_waits_for_a_reader_holding_a_snapshot(tmp_path):
+    """BEGIN IMMEDIATE + busy timeout: a long read transaction does not turn a write into SQLITE_BUSY."""
+    path = tmp_path / "x.db"
+    writer = store.connect(path)
+    _source(writer)
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM articles").fetchone()
+    save_poll(writer, PollOutcome("s", True, 200, articles=[_article(1)]), lambda *a: False)
+    reader.execute("COMMIT")
+    assert store.counts(writer)["articles"] == 1
+
+
+CRASH_SCRIPT = """
+import asyncio, sys
+sys.path.insert(0, {root!r})
+from pipeline import store
+from pipeline.config import load_feeds, load_rules
+from pipeline.cycle import run_cycle
+from pipeline.rules import compile_rules
+db = store.connect({db!r})
+feeds = load_feeds({feeds!r})
+store.sync_sources(db, feeds.sources)
+print("started", flush=True)
+asyncio.run(run_cycle(db, feeds, compile_rules(load_rules({kw!r}))))
+"""
+
+
+def test_kill_during_a_cycle_then_a_clean_cycle_gives_correct_counts(tmp_path, server):
+    n_feeds, per_feed = 30, 10
+    for i in range(n_feeds):
+        server.routes[f"/f{i}"] = Reply(body=rss([{"title": f"Cartel story {i}-{k}", "link": f"https://x.example/{i}/{k}",
+                                                    "guid": f"{i}-{k}", "description": f"The Sinaloa Cartel report {i} {k}. " * 10}
+                                                   for k in range(per_feed)]), delay=0.05 * (i % 10))
+    feeds_path = tmp_path / "feeds.yaml"
+    feeds = feeds_for(feeds_path, [{"id": f"f{i}", "url": server.url(f"/f{i}")} for i in range(n_feeds)], concurrency=3)
+    db_path = tmp_path / "crash.db"
+    script = CRASH_SCRIPT.format(root=str(ROOT), db=str(db_path), feeds=str(feeds_path), kw=str(ROOT / "keywords.yaml"))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b"started"
+    check = store.connect(db_path)
+    assert wait_until(lambda: store.counts(check)["articles"] >= per_feed * 3, timeout=30)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    partial = store.counts(check)
+    assert 0 < partial["articles"] < n_feeds * per_feed
+    assert partial["articles"] % per_feed == 0  # whole polls only
+    assert partial["hits"] == partial["articles"]  # no article without its hits
+    store.sync_sources(check, feeds.sources)
+    from pipeline.config import load_rules
+    from pipeline.rules import compile_rules
+
+    asyncio.run(run_cycle(check, feeds, compile_rules(load_rules(ROOT / "keywords.yaml"))))
+    final = store.counts(check)
+    assert final["articles"] == n_feeds * per_feed and final["hits"] == n_feeds * per_feed
+    assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _seed(db):
+    _source(db, "a")
+    _source(db, "b")
+    save_poll(db, PollOutcome("a", True, 200, articles=[
+        _article(1, "2026-11-20T10:00:00Z", "fentanyl", "Precursor chemicals seized in Manzanillo"),
+        _article(2, "2026-11-21T10:00:00Z", "cartels", "Los Chapitos and La Mayiza clash in Culiacán")]), lambda *a: False)
+    save_poll(db, PollOutcome("b", True, 200, articles=[_article(3, "2026-11-22T10:00:00Z", "fentanyl", "Pill presses found"),
+                                                         _article(4, "2026-11-22T11:00:00Z", None, "No hit here")]),
+              lambda *a: False)
+
+
+def test_hits_filters(db):
+    _seed(db)
+    q = lambda **kw: [r["title"] for r in store.query_hits(db, store.HitQuery(**kw))]  # noqa: E731
+    assert q() == ["Title 3", "Title 2", "Title 1"]  # newest first, only articles with hits
+    assert q(rules=["fentanyl"]) == ["Title 3", "Title 1"]
+    assert q(source="a") == ["Title 2", "Title 1"]
+    assert q(since="2026-11-21T00:00:00Z") == ["Title 3", "Title 2"]
+    assert q(until="2026-11-21T00:00:00Z") == ["Title 1"]
+    assert q(search="manzanillo") == ["Title 1"]
+    assert q(search="culiacan") == ["Title 2"]  # FTS ignores diacritics
+    assert q(limit=1) == ["Title 3"]
+    assert q(rules=[]) == []
+
+
+def cli(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, cwd=cwd or ROOT,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+def test_hits_cli_output_formats(tmp_path):
+    path = tmp_path / "h.db"
+    db = store.connect(path)
+    _seed(db)
+    out = cli("hits", "--db", str(path), "--json", "--rule", "fentanyl")
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["title"] for r in lines] == ["Title 3", "Title 1"]
+    assert set(lines[0]) == {"url", "title", "source", "published", "fetched", "rules", "snippet", "story"}
+    assert lines[0]["rules"] == ["fentanyl"] and "**" in lines[0]["snippet"]
+    csv_out = cli("hits", "--db", str(path), "--csv", "--since", "2026-11-21")
+    assert csv_out.stdout.splitlines()[0] == "published,source,rules,title,url,story,snippet"
+    assert len(csv_out.stdout.splitlines()) == 3
+    table = cli("hits", "--db", str(path), "--tag", "drugs", env={"COLUMNS": "150"})
+    assert "Title 3" in table.stdout and "Title 2" not in table.stdout
+    bad = cli("hits", "--db", str(path), "--since", "yesterday-ish")
+    assert bad.returncode == 2 and "relative time" in bad.stderr
+    bad_fts = cli("hits", "--db", str(path), "--search", '"unbalanced')
+    assert bad_fts.returncode == 2 and "invalid search query" in bad_fts.stderr
+
+
+def test_prune_deletes_old_articles_without_hits_only(db):
+    _seed(db)
+    db.execute("UPDATE articles SET fetched = '2020-01-01T00:00:00Z'")
+    assert store.prune(db, "2025-01-01T00:00:00Z") == 1
+    assert store.counts(db)["articles"] == 3 and store.counts(db)["hits"] == 3
+
+
+def test_opml_round_trip(tmp_path):
+    from pipeline.config import load_feeds
+    from pipeline.opml import export_opml, import_opml
+
+    original = load_feeds(ROOT / "feeds.yaml")
+    opml = export_opml(original)
+    feeds_only = [s for s in original.sources if s.type == "feed"]
+    imported = import_opml(opml.encode(), None)
+    assert [(s.id, s.url, s.name) for s in imported] == [(s.id, s.url, s.name) for s in feeds_only]
+    assert import_opml(opml.encode(), original) == []  # nothing new
+    target = tmp_path / "feeds.yaml"
+    target.write_text("# my comment\nsources:\n  - id: keep\n    url: https://keep.example/feed\n")
+    src = tmp_path / "in.opml"
+    src.write_text(opml)
+    res = cli("opml", "import", str(src), "--feeds", str(target))
+    assert res.returncode == 0, res.stderr
+    text = target.read_text()
+    assert text.startswith("# my comment") and "insight-crime" in text
+    assert len(load_feeds(target).sources) == 1 + len(feeds_only)
+
+
+def test_datasette_serves_canned_queries(tmp_path):
+    import urllib.request
+
+    from pipeline.browse import serve_command
+
+    path = tmp_path / "browse.db"
+    db = store.connect(path)
+    _seed(db)
+    db.close()
+    port = free_port()
+    proc = subprocess.Popen(serve_command(str(path), "127.0.0.1", port, open_browser=False),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def fetch():
+            try:
+                return urllib.request.urlopen(f"http://127.0.0.1:{port}/browse/latest_hits.json?_shape=array", timeout=2).read()
+            except OSError:
+                return None
+
+        assert wait_until(lambda: fetch() is not None, timeout=30)
+        rows = json.loads(fetch())
+        assert [r["title"] for r in rows] == ["Title 3", "Title 2", "Title 1"]
+        by_rule = json.loads(urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/browse/hits_by_rule.json?rule=cartels&_shape=array", timeout=5).read())
+        assert [r["title"] for r in by_rule] == ["Title 2"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
