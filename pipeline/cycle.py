@@ -21,7 +21,7 @@ from .dedup import canonical_url, fingerprint, same_story, sketch
 from .fetch import Fetcher, Policy, Response
 from .fold import Folded
 from .parse import Entry, ParseError, extract_article, page_links, parse_feed
-from .rules.match import article_text, match_article
+from .rules.match import MAX_TITLE, article_text, match_article
 from .store import NewArticle, PollOutcome, iso, known_keys, save_poll, source_states
 
 log = logging.getLogger("borderwatch.cycle")
@@ -90,15 +90,87 @@ def next_poll(source: Source, now: dt.datetime, failures: int, retry_after: floa
     return now + dt.timedelta(seconds=delay)
 
 
+def parse_entries(kind: str, selector: str | None, body: bytes, base: str, headers: dict) -> list[Entry]:
+    """Response body -> entries (CPU work: may run in the worker process)."""
+    if kind == "page":
+        return page_links(body, base, selector or "a", headers)
+    return parse_feed(body, base, headers)
+
+
+def prepare_article(e: Entry, fetched: str, matcher) -> NewArticle:
+    """Fold once; fingerprint, sketch and match on the same folded text."""
+    doc = Folded.of(article_text(e.title, e.text))
+    words = doc.words
+    title_len = len(Folded.of(e.title[:MAX_TITLE]).words) if e.text else 0
+    body_words = words[title_len:] or words
+    hits = match_article(matcher, e.title, e.text, doc) if matcher else []
+    return NewArticle(
+        url=e.url, guid=e.guid or e.url, title=e.title, text=e.text, author=e.author,
+        published=iso(e.published) if e.published else fetched, fetched=fetched,
+        fingerprint=fingerprint(body_words), sketch=sketch(body_words), hits=hits)
+
+
+_WORKER_MATCHER = None
+
+
+def _init_worker(ruleset) -> None:
+    global _WORKER_MATCHER
+    from .rules import compile_rules
+
+    _WORKER_MATCHER = compile_rules(ruleset) if ruleset is not None else None
+
+
+def _prepare_in_worker(entries: list[Entry], fetched: str) -> list[NewArticle]:
+    return [prepare_article(e, fetched, _WORKER_MATCHER) for e in entries]
+
+
+class CpuPool:
+    """Parsing and matching in one worker process, so that on a multi-core machine the
+    event loop keeps fetching and writing while another core parses and matches.
+    Built for one RuleSet: after a rules reload, make a new pool."""
+
+    MIN_SOURCES = 50  # below this, starting a process costs more than it saves
+
+    def __init__(self, ruleset) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.digest = ruleset.digest if ruleset is not None else None
+        self.executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_init_worker, initargs=(ruleset,))
+
+    @classmethod
+    def worth_it(cls, n_sources: int) -> bool:
+        import os
+
+        return n_sources >= cls.MIN_SOURCES and (os.cpu_count() or 1) > 1
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
 class Poller:
     """Polls sources with one fetcher; holds what a cycle needs (db, rules, config)."""
 
-    def __init__(self, db, feeds: FeedsConfig, matcher, fetcher: Fetcher, clock: Callable[[], dt.datetime] | None = None):
+    def __init__(self, db, feeds: FeedsConfig, matcher, fetcher: Fetcher, clock: Callable[[], dt.datetime] | None = None,
+                 pool: CpuPool | None = None):
         self.db = db
         self.feeds = feeds
         self.matcher = matcher
         self.fetcher = fetcher
         self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+        self.pool = pool
+
+    async def _parse(self, source: Source, resp: Response) -> list[Entry]:
+        args = (source.type, source.link_selector, resp.body, resp.final_url or source.url, resp.headers)
+        if self.pool is None:
+            return parse_entries(*args)
+        return await asyncio.get_running_loop().run_in_executor(self.pool.executor, parse_entries, *args)
+
+    async def _prepare(self, entries: list[Entry], fetched: str) -> list[NewArticle]:
+        if self.pool is None or not entries:
+            return [prepare_article(e, fetched, self.matcher) for e in entries]
+        return await asyncio.get_running_loop().run_in_executor(self.pool.executor, _prepare_in_worker, entries, fetched)
 
     async def poll(self, source: Source, state: dict | None) -> PollOutcome:
         state = state or {}
@@ -121,7 +193,7 @@ class Poller:
             outcome.elapsed_ms = (time.perf_counter() - started) * 1000
             return outcome
         try:
-            entries = self._entries(source, resp)
+            entries = await self._parse(source, resp)
         except ParseError as exc:
             resp.error = str(exc)
             return self._failed(source, resp, failures + 1, now, started)
@@ -135,12 +207,6 @@ class Poller:
         return PollOutcome(source.id, False, resp.status, error=resp.error,
                            next_poll=iso(next_poll(source, now, failures, resp.retry_after)),
                            retry_after_until=iso(wait_until), elapsed_ms=(time.perf_counter() - started) * 1000)
-
-    def _entries(self, source: Source, resp: Response) -> list[Entry]:
-        base = resp.final_url or source.url
-        if source.type == "page":
-            return page_links(resp.body, base, source.link_selector or "a", resp.headers)
-        return parse_feed(resp.body, base, resp.headers)
 
     async def _collect_new(self, source: Source, entries: list[Entry], outcome: PollOutcome, policy: Policy,
                            now: dt.datetime) -> None:
@@ -161,9 +227,7 @@ class Poller:
         fresh = fresh[:MAX_NEW_PER_POLL]
         if source.fetch_articles:
             fresh = await self._fetch_articles(source, fresh, policy, outcome)
-        fetched = iso(now)
-        for e in fresh:
-            outcome.articles.append(self.prepare(e, fetched))
+        outcome.articles = await self._prepare(fresh, iso(now))
 
     async def _fetch_articles(self, source: Source, entries: list[Entry], policy: Policy,
                               outcome: PollOutcome) -> list[Entry]:
@@ -194,28 +258,25 @@ class Poller:
         keep += [e for e in fetched if e is not None]
         return keep
 
-    def prepare(self, e: Entry, fetched: str) -> NewArticle:
-        """Fold once; fingerprint, sketch and match on the same folded text."""
-        doc = Folded.of(article_text(e.title, e.text))
-        body_words = Folded.of(e.text).words if e.text else doc.words
-        hits = match_article(self.matcher, e.title, e.text, doc) if self.matcher else []
-        return NewArticle(
-            url=e.url, guid=e.guid or e.url, title=e.title, text=e.text, author=e.author,
-            published=iso(e.published) if e.published else fetched, fetched=fetched,
-            fingerprint=fingerprint(body_words), sketch=sketch(body_words), hits=hits)
-
 
 async def run_cycle(db, feeds: FeedsConfig, matcher, sources: Iterable[Source] | None = None,
                     fetcher: Fetcher | None = None,
-                    on_report: Callable[[SourceReport], None] | None = None) -> CycleResult:
-    """Poll the given sources (default: all enabled) once and store what is new."""
+                    on_report: Callable[[SourceReport], None] | None = None,
+                    pool: CpuPool | None = None) -> CycleResult:
+    """Poll the given sources (default: all enabled) once and store what is new.
+
+    Without a ``pool``, a cycle over many sources on a multi-core machine makes its own.
+    """
     started = time.perf_counter()
     sources = list(feeds.enabled() if sources is None else sources)
     own_fetcher = fetcher is None
     fetcher = fetcher or Fetcher(feeds.concurrency, feeds.per_host)
+    own_pool = pool is None and CpuPool.worth_it(len(sources))
+    if own_pool:
+        pool = CpuPool(matcher.ruleset if matcher else None)
     result = CycleResult()
     states = source_states(db)
-    poller = Poller(db, feeds, matcher, fetcher)
+    poller = Poller(db, feeds, matcher, fetcher, pool=pool)
 
     async def one(source: Source) -> None:
         try:
@@ -242,5 +303,7 @@ async def run_cycle(db, feeds: FeedsConfig, matcher, sources: Iterable[Source] |
     finally:
         if own_fetcher:
             await fetcher.aclose()
+        if own_pool:
+            pool.close()
     result.seconds = time.perf_counter() - started
     return result

@@ -58,13 +58,23 @@ def sketch(words: list[str]) -> list[int]:
     """Sorted distinct signed 63-bit hashes of the anchored 5-word shingles."""
     if len(words) < SHINGLE:
         return []
-    hashes = [zlib.crc32(w.encode("utf-8", "surrogatepass")) for w in words[: len(words) - SHINGLE + 1]]
+    if len(_ANCHOR) > 500_000:
+        _ANCHOR.clear()
+    starts = words[: len(words) - SHINGLE + 1]
+    get = _ANCHOR.get
+    flags = [get(w) for w in starts]
+    if None in flags:
+        for i, w in enumerate(starts):
+            if flags[i] is None:
+                flags[i] = _ANCHOR[w] = not zlib.crc32(w.encode("utf-8", "surrogatepass")) & ANCHOR_MASK
     out = set()
-    for i, h in enumerate(hashes):
-        if not h & ANCHOR_MASK:
-            digest = hashlib.blake2b(" ".join(words[i:i + SHINGLE]).encode("utf-8", "surrogatepass"), digest_size=8).digest()
-            out.add(int.from_bytes(digest, "big", signed=True) >> 1)
+    for i in [i for i, anchor in enumerate(flags) if anchor]:
+        data = " ".join(words[i:i + SHINGLE]).encode("utf-8", "surrogatepass")
+        out.add((zlib.crc32(data) << 31) ^ zlib.adler32(data))  # 63 bits, stable across processes
     return sorted(out)
+
+
+_ANCHOR: dict[str, bool] = {}  # word -> is an anchor (a cache: the vocabulary repeats)
 
 
 def same_story(shared: int, mine: int, theirs: int) -> bool:

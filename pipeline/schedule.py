@@ -24,7 +24,7 @@ import socket
 
 from . import store
 from .app import App
-from .cycle import SourceReport, next_poll, run_cycle
+from .cycle import CpuPool, SourceReport, next_poll, run_cycle
 from .fetch import Fetcher, Robots
 
 log = logging.getLogger("borderwatch.schedule")
@@ -136,6 +136,7 @@ class Runner:
         self.polls_done = 0
         self.scheduler = None
         self.fetcher: Fetcher | None = None
+        self.pool: CpuPool | None = None
 
     # -- lifecycle
 
@@ -157,6 +158,7 @@ class Runner:
                                           job_defaults={"max_instances": 1, "coalesce": True,
                                                         "misfire_grace_time": MISFIRE_GRACE})
         self._install_signals(loop)
+        self._refresh_pool()
         self.sync_jobs()
         now = self.clock()
         self.scheduler.add_job(self.renew_lease, "interval", seconds=LEASE_RENEW, id="lease")
@@ -198,16 +200,21 @@ class Runner:
             self.stopping.set()
 
     async def shutdown(self) -> None:
+        """Stop taking work, let in-flight polls finish (each writes in one transaction), then stop."""
         if self.scheduler is not None and self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.pause()  # shutdown() would cancel running coroutine jobs: drain them first
         if self.inflight:
-            done, pending = await asyncio.wait(self.inflight, timeout=SHUTDOWN_DEADLINE)
+            done, pending = await asyncio.wait(set(self.inflight), timeout=SHUTDOWN_DEADLINE)
             for task in pending:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=5)
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         if self.fetcher is not None:
             await self.fetcher.aclose()
+        if self.pool is not None:
+            self.pool.close()
         log.info("scheduler stopped after %d polls", self.polls_done)
 
     # -- jobs
@@ -223,7 +230,8 @@ class Runner:
         for sid, source in wanted.items():
             job_id = f"poll:{sid}"
             stored = store.parse_iso((states.get(sid) or {}).get("next_poll"))
-            first = max(stored, now) if stored else now + dt.timedelta(seconds=random.uniform(0, min(source.interval, 60) * 0.5))
+            spread = min(source.interval * 0.1, len(wanted) * 0.05)  # never-polled sources: no burst at start
+            first = max(stored, now) if stored else now + dt.timedelta(seconds=random.uniform(0, spread))
             changed = sid in self._configs and self._configs[sid] != source
             if changed:
                 first = now
@@ -241,7 +249,7 @@ class Runner:
         self.inflight.add(task)
         try:
             result = await run_cycle(self.app.db, self.app.feeds, self.app.matcher, [source], self.fetcher,
-                                     on_report=self.metrics.poll)
+                                     on_report=self.metrics.poll, pool=self.pool)
             self.polls_done += 1
             del result
         finally:
@@ -253,8 +261,18 @@ class Runner:
                                    args=[source_id], replace_existing=True)
 
     async def reload(self) -> None:
-        if self.app.reload()["feeds"]:
+        changed = self.app.reload()
+        if changed["rules"]:
+            self._refresh_pool()
+        if changed["feeds"]:
             self.sync_jobs()
+
+    def _refresh_pool(self) -> None:
+        """A worker process for parsing and matching when there are many sources (rebuilt for new rules)."""
+        old = self.pool
+        self.pool = CpuPool(self.app.rules) if CpuPool.worth_it(len(self.app.feeds.enabled())) else None
+        if old is not None:
+            old.executor.shutdown(wait=False)
 
     def renew_lease(self) -> None:
         holder = store.acquire_lease(self.app.db, self.owner, LEASE_TTL)

@@ -256,13 +256,13 @@ def save_poll(db: sqlite_utils.Database, outcome: PollOutcome, same_story) -> li
     """
     inserted: list[NewArticle] = []
     with transaction(db) as conn:
+        known = _existing(conn, [a.url for a in outcome.articles], [a.fingerprint for a in outcome.articles if a.fingerprint])
         for art in outcome.articles:
-            row = conn.execute("SELECT id FROM articles WHERE url = ? OR (fingerprint = ? AND ? != '')",
-                               (art.url, art.fingerprint, art.fingerprint)).fetchone()
-            if row:
-                art.duplicate_of = row[0]
+            dup = known.get(("url", art.url)) or known.get(("fp", art.fingerprint))
+            if dup:
+                art.duplicate_of = dup
                 conn.execute("INSERT OR IGNORE INTO guids (source, guid, article) VALUES (?, ?, ?)",
-                             (outcome.source, art.guid, row[0]))
+                             (outcome.source, art.guid, dup))
                 continue
             art.story_id = _find_story(conn, art.sketch, same_story)
             if art.story_id is None:
@@ -284,6 +284,7 @@ def save_poll(db: sqlite_utils.Database, outcome: PollOutcome, same_story) -> li
                 [(art.id, h.rule, json.dumps(h.terms, ensure_ascii=False), h.snippet, json.dumps(h.marks), art.fetched)
                  for h in art.hits])
             inserted.append(art)
+            known[("url", art.url)] = known[("fp", art.fingerprint)] = art.id
         for guid, url in outcome.aliases:
             row = conn.execute("SELECT id FROM articles WHERE url = ?", (url,)).fetchone()
             if row:
@@ -291,6 +292,16 @@ def save_poll(db: sqlite_utils.Database, outcome: PollOutcome, same_story) -> li
                              (outcome.source, guid, row[0]))
         _update_source(conn, outcome, len(inserted))
     return inserted
+
+
+def _existing(conn: sqlite3.Connection, urls: list[str], fingerprints: list[str]) -> dict[tuple[str, str], int]:
+    """Stored article ids by ("url", url) and ("fp", fingerprint), for one batch."""
+    found: dict[tuple[str, str], int] = {}
+    for column, kind, values in (("url", "url", urls), ("fingerprint", "fp", fingerprints)):
+        for chunk in _chunks(values):
+            for aid, value in conn.execute(f"SELECT id, {column} FROM articles WHERE {column} IN ({','.join('?' * len(chunk))})", chunk):
+                found[(kind, value)] = aid
+    return found
 
 
 def _find_story(conn: sqlite3.Connection, sketch: list[int], same_story) -> int | None:

@@ -210,3 +210,27 @@ def test_status_reports_sources(server, tmp_path, db, matcher):
     assert rows["bad"]["last_error"] == "HTTP 404" and rows["bad"]["consecutive_failures"] == 1
     assert set(rows["ok"]) >= {"id", "name", "url", "last_poll", "last_success", "consecutive_failures", "last_error",
                                "items_seen", "next_poll"}
+
+
+def test_worker_process_pool_gives_the_same_results(server, tmp_path, matcher, shipped_rules):
+    from pipeline.cycle import CpuPool
+
+    server.routes["/a"] = Reply(body=rss([{"title": f"Fentanyl case {k}", "link": f"https://x.example/{k}", "guid": str(k),
+                                           "description": f"Case {k}: fentanyl pills seized near the Mexico border."}
+                                          for k in range(10)]))
+    server.routes["/bad"] = Reply(body=b"<html><body>not a feed</body></html>")
+    feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": "a", "url": server.url("/a")}, {"id": "bad", "url": server.url("/bad")}])
+    results = {}
+    for mode in ("inline", "pool"):
+        db = store.connect(tmp_path / f"{mode}.db")
+        store.sync_sources(db, feeds.sources)
+        pool = CpuPool(shipped_rules) if mode == "pool" else None
+        try:
+            r = asyncio.run(run_cycle(db, feeds, matcher, pool=pool))
+        finally:
+            if pool:
+                pool.close()
+        results[mode] = (r.new_articles, r.new_hits, {x.source: x.error for x in r.reports},
+                         sorted(tuple(row.values()) for row in db.query("SELECT a.url, h.rule, h.snippet FROM hits h JOIN articles a ON a.id = h.article")))
+    assert results["inline"] == results["pool"]
+    assert results["pool"][0] == 10 and results["pool"][1] == 10 and "HTML page" in results["pool"][2]["bad"]

@@ -1,0 +1,144 @@
+"""The scheduler: jitter, back-off, hot reload, graceful shutdown, restart without re-alerting."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import Reply, rss, wait_until
+
+from pipeline import store
+from pipeline.app import App
+from pipeline.config import Settings, Source
+from pipeline.cycle import next_poll
+from pipeline.schedule import Runner
+
+ROOT = Path(__file__).parent.parent
+T0 = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def test_jitter_spreads_sources_that_share_an_interval():
+    src = Source(id="s", url="http://x/", interval=900)
+    rng = random.Random(7)
+    offsets = [(next_poll(src, T0, 0, rng=rng) - T0).total_seconds() for _ in range(500)]
+    assert min(offsets) >= 810 and max(offsets) <= 990
+    buckets = {int((o - 810) // 36) for o in offsets}
+    assert buckets == {0, 1, 2, 3, 4}  # spread over the whole ±10% window, not bunched
+
+
+def test_backoff_is_exponential_capped_and_recovers():
+    src = Source(id="s", url="http://x/", interval=600)
+    rng = random.Random(1)
+    delays = [(next_poll(src, T0, f, rng=random.Random(1)) - T0).total_seconds() for f in range(0, 8)]
+    assert 540 <= delays[0] <= 660  # normal interval after success
+    assert all(b > a for a, b in zip(delays[1:5], delays[2:6]))
+    assert max(delays) <= 6 * 3600 * 1.1  # capped
+    assert (next_poll(src, T0, 0, rng=rng) - T0).total_seconds() <= 660  # recovery: back to the interval
+    assert (next_poll(src, T0, 1, retry_after=7200, rng=rng) - T0).total_seconds() >= 7200  # Retry-After honoured
+
+
+def _app(tmp_path, server, n: int = 3, interval: str = "1h") -> App:
+    for i in range(n):
+        server.routes[f"/f{i}"] = Reply(body=rss([{"title": f"Sinaloa Cartel story {i}", "link": f"https://x.example/{i}",
+                                                   "guid": f"g{i}", "description": f"Los Chapitos and the Sinaloa Cartel {i}."}]),
+                                        etag=True)
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("sources:\n" + "".join(f"  - id: f{i}\n    url: {server.url(f'/f{i}')}\n    interval: {interval}\n"
+                                            for i in range(n)))
+    return App.open(Settings(str(feeds), str(ROOT / "keywords.yaml"), str(tmp_path / "s.db")))
+
+
+def _run_for(runner: Runner, seconds: float) -> None:
+    asyncio.run(runner.main(stop_after=seconds))
+
+
+def test_runner_polls_each_source_once_and_restart_does_not_repoll_or_realert(tmp_path, server):
+    app = _app(tmp_path, server)
+    _run_for(Runner(app, send_digests=False), 4)
+    assert sorted(p for p in server.hits if p.startswith("/f")) == ["/f0", "/f1", "/f2"]
+    assert store.counts(app.db)["hits"] == 3
+    states = store.source_states(app.db)
+    assert all(store.parse_iso(s["next_poll"]) > dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=50)
+               for s in states.values())
+    server.hits.clear()
+    _run_for(Runner(app, send_digests=False), 3)  # a restart a moment later
+    assert [p for p in server.hits if p.startswith("/f")] == []  # not re-polled
+    assert store.counts(app.db)["hits"] == 3  # nothing re-alerted
+
+
+def test_overdue_sources_poll_once_after_a_pause(tmp_path, server):
+    """Coalescing: a source whose polls were missed for a long time is polled once, not once per missed run."""
+    app = _app(tmp_path, server, n=2, interval="1s")
+    app.db.execute("UPDATE sources SET next_poll = '2026-01-01T00:00:00Z'")
+    server.hits.clear()
+    _run_for(Runner(app, send_digests=False), 1.5)
+    counts = {p: server.hits.count(p) for p in ("/f0", "/f1")}
+    assert all(1 <= c <= 3 for c in counts.values()), counts
+
+
+def test_hot_reload_adds_removes_and_keeps_last_valid(tmp_path, server):
+    app = _app(tmp_path, server, n=2)
+    runner = Runner(app, send_digests=False)
+
+    async def scenario():
+        task = asyncio.create_task(runner.main(stop_after=30))
+        await asyncio.sleep(1.5)
+        jobs = lambda: sorted(j.id for j in runner.scheduler.get_jobs() if j.id.startswith("poll:"))  # noqa: E731
+        assert jobs() == ["poll:f0", "poll:f1"]
+        feeds = Path(app.settings.feeds)
+        feeds.write_text(f"sources:\n  - id: f1\n    url: {server.url('/f1')}\n    interval: 1h\n"
+                         f"  - id: f2\n    url: {server.url('/f2')}\n    interval: 1h\n")
+        server.routes["/f2"] = Reply(body=rss([{"title": "New source item", "link": "https://x.example/new", "guid": "n",
+                                                "description": "Extradition of a CJNG leader to Mexico."}]))
+        os.utime(feeds, ns=(1, 7_000_000_000_000_000_000))
+        await runner.reload()
+        assert jobs() == ["poll:f1", "poll:f2"]
+        for _ in range(50):
+            if "/f2" in server.hits:
+                break
+            await asyncio.sleep(0.1)
+        assert "/f2" in server.hits
+        feeds.write_text("sources: [this is: not valid")
+        os.utime(feeds, ns=(1, 8_000_000_000_000_000_000))
+        await runner.reload()
+        assert jobs() == ["poll:f1", "poll:f2"] and "feeds" in app.errors
+        kw = tmp_path / "keywords.yaml"
+        kw.write_text("rules:\n  - id: only\n    any: [zzz]\n")
+        app.settings.keywords = str(kw)
+        await runner.reload()
+        assert [r.id for r in app.rules.rules] == ["only"]
+        runner.stop()
+        await task
+
+    asyncio.run(scenario())
+
+
+def test_graceful_shutdown_lets_a_slow_poll_finish(tmp_path, server):
+    server.routes["/slow"] = Reply(body=rss([{"title": "Slow feed: fentanyl seizure in Sonora", "link": "https://x.example/slow",
+                                              "guid": "slow", "description": "Fentanyl pills seized in Sonora, Mexico."}]), delay=3)
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(f"sources:\n  - id: slow\n    url: {server.url('/slow')}\n    interval: 1h\n    timeout: 20s\n")
+    db_path = tmp_path / "g.db"
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--feeds", str(feeds), "--keywords",
+                             str(ROOT / "keywords.yaml"), "--db", str(db_path), "--no-digests"], cwd=ROOT,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: "/slow" in server.hits, timeout=30)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)  # while the server holds the response
+        proc.wait(40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, proc.stderr.read()
+    db = store.connect(db_path)
+    assert store.counts(db)["articles"] == 1 and store.counts(db)["hits"] == 1  # the in-flight poll was stored
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert store.lease_holder(db) is None
