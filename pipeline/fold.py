@@ -20,13 +20,20 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _SEP = re.compile(r"[\W_]+")
 _WORD = re.compile(r"[^\W_]+")
 _CHAR_CACHE: dict[str, str] = {}
+# ASCII fast path for separators: every byte that is not [a-z0-9] becomes a space (C-speed translate),
+# then runs of spaces collapse; `[\W_]+` over the same text costs ~8x more.
+_ASCII_SEP = bytes(c if (48 <= c <= 57 or 97 <= c <= 122) else 32 for c in range(256))
+_SPACES = re.compile(rb"  +")
 
 
 def _fold_char(ch: str) -> str:
+    """Fold one non-ASCII character; punctuation and symbols become a space (so Latin text folds to ASCII)."""
     folded = _CHAR_CACHE.get(ch)
     if folded is None:
         decomposed = unicodedata.normalize("NFKD", ch)
         folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+        if folded and not any(c.isalnum() for c in folded):
+            folded = " "
         _CHAR_CACHE[ch] = folded
     return folded
 
@@ -66,13 +73,21 @@ class Folded:
     original: str
     folded: str
     joined: str
-    _starts: list[int] | None = field(default=None, repr=False)
+    _translated: bytes | None = field(default=None, repr=False)  # ASCII path: separators as spaces
+    _runs: list[tuple[int, int]] | None = field(default=None, repr=False)  # its collapsed space runs (lazy)
+    _lead: int = field(default=0, repr=False)
     _spans: list[tuple[int, int]] | None = field(default=None, repr=False)
     _offsets: list[int] | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, text: str) -> "Folded":
         folded = fold(text)
+        if folded.isascii():
+            translated = folded.encode("ascii").translate(_ASCII_SEP)
+            collapsed = _SPACES.sub(b" ", translated).decode("ascii")
+            words = collapsed.strip()
+            lead = 1 if collapsed.startswith(" ") else 0
+            return cls(text, folded, " " + words + " ", _translated=translated, _lead=lead)
         return cls(text, folded, " " + _SEP.sub(" ", folded).strip() + " ")
 
     @property
@@ -80,21 +95,28 @@ class Folded:
         return self.joined.split()
 
     def word_index(self, pos: int) -> int:
-        """Index of the word that starts at or contains position ``pos`` of ``joined``."""
-        if self._starts is None:
-            self._starts = [m.start() for m in _WORD.finditer(self.joined)]
-        return max(0, bisect.bisect_right(self._starts, pos) - 1)
+        """Index of the word at position ``pos`` of ``joined``."""
+        return self.joined.count(" ", 0, pos + 1) - 1
 
-    def original_span(self, first_word: int, last_word: int) -> tuple[int, int]:
-        """Character span in ``original`` covering words first..last (inclusive)."""
+    def original_span(self, start: int, end: int) -> tuple[int, int]:
+        """Span in ``original`` of ``joined[start:end]`` (which starts and ends on word boundaries)."""
+        if self._translated is not None:
+            return self._to_original(self._ascii_pos(start)), self._to_original(self._ascii_pos(end - 1) + 1)
         if self._spans is None:
             self._spans = [m.span() for m in _WORD.finditer(self.folded)]
         if not self._spans:
             return (0, 0)
-        first = min(first_word, len(self._spans) - 1)
-        last = min(max(last_word, first), len(self._spans) - 1)
-        start, end = self._spans[first][0], self._spans[last][1]
-        return self._to_original(start), self._to_original(end)
+        first = min(self.word_index(start), len(self._spans) - 1)
+        last = min(max(self.word_index(end - 1), first), len(self._spans) - 1)
+        return self._to_original(self._spans[first][0]), self._to_original(self._spans[last][1])
+
+    def _ascii_pos(self, pos: int) -> int:
+        """Position in ``joined`` -> position in ``folded`` (ASCII path: undo the collapsed runs)."""
+        if self._runs is None:
+            self._runs = _space_runs(self._translated)
+        collapsed = pos - 1 + self._lead
+        i = bisect.bisect_left(self._runs, (collapsed + 1, -1)) - 1
+        return collapsed + (self._runs[i][1] if i >= 0 else 0)
 
     def _to_original(self, pos: int) -> int:
         """Map an offset of ``folded`` back to ``original`` (identity unless folding changed lengths)."""
@@ -107,3 +129,12 @@ class Folded:
             offsets.append(len(self.original))
             self._offsets = offsets
         return self._offsets[min(pos, len(self._offsets) - 1)]
+
+
+def _space_runs(translated: bytes) -> list[tuple[int, int]]:
+    """(position after collapsing, characters removed so far) for each run of 2+ spaces."""
+    runs, extra = [], 0
+    for start, end in [m.span() for m in _SPACES.finditer(translated)]:
+        runs.append((start - extra, extra + end - start - 1))
+        extra += end - start - 1
+    return runs

@@ -188,3 +188,26 @@ def test_hot_reload_keeps_last_valid_rules(tmp_path):
     assert not app.reload()["rules"]
     assert "keywords.yaml:3" in app.errors["rules"]
     assert [h.rule for h in app.matcher.match("", "beta")] == ["b"]  # the last valid rules stay
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_WORDS = st.sampled_from(["cartel", "Cártel", "SINALOA", "niño", "straße", "ﬁnal", "x", "42", "mañana", "Київ", "東京"])
+_SEPS = st.sampled_from([" ", "  ", "-", ", ", "\n\n", "—", "¿", "…", "_", " (", "). "])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_SEPS, _WORDS), min_size=1, max_size=30), _SEPS)
+def test_every_word_maps_back_to_its_span_in_the_original(parts, tail):
+    from pipeline.fold import Folded, term_words
+
+    text = "".join(sep + word for sep, word in parts) + tail
+    f = Folded.of(text)
+    words = f.words
+    assert words == term_words(text)
+    pos = 1
+    for k, word in enumerate(words):
+        assert f.word_index(pos) == k
+        start, end = f.original_span(pos, pos + len(word))
+        assert term_words(text[start:end]) == [word], (text, word, text[start:end])
+        pos += len(word) + 1

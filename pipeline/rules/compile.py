@@ -1,4 +1,4 @@
-"""Compile a RuleSet into one Aho-Corasick automaton over all folded terms.
+"""Compile a RuleSet into one Aho-Corasick automaton over the folded main terms.
 
 Each plain term becomes a key in ``Folded.joined`` form: ``" cartel de sinaloa "``
 (whole words) or ``" extradit"`` (a ``*`` wildcard: open at the end). Because the
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import ahocorasick
+import ahocorasick_rs
 import re2
 
 from ..config import Rule, RuleSet, Term
@@ -46,18 +46,34 @@ class Matcher:
         self.rules: tuple[Rule, ...] = ruleset.rules
         self.group_counts = [len(r.groups()) for r in self.rules]
         self.regexes: dict[int, list[RegexRef]] = {}
-        self.automaton = ahocorasick.Automaton()
         keys: dict[str, list[TermRef]] = {}
         for ri, rule in enumerate(self.rules):
             groups = [(gi, g) for gi, g in enumerate(rule.groups())] + [(NONE_GROUP, rule.none)]
             for gi, terms in groups:
                 for term in terms:
                     self._add(ri, gi, term, keys)
+        # Only main-group terms (`any`, else the first `all` group) go into the automaton: a rule is
+        # looked at only when one of them occurred. Its context and exclusion terms are then checked
+        # with str.find on the same text, so frequent context words cost nothing in articles where
+        # no rule's main terms occur.
+        self.key_len: list[int] = []
+        self.key_refs: list[tuple[TermRef, ...]] = []
+        self.primary: list[tuple[int, ...]] = []  # key id -> rules
+        self.secondary: dict[int, list[tuple[str, TermRef]]] = {}  # rule -> (key, ref) of other groups
+        patterns: list[str] = []
         for key, refs in keys.items():
-            self.automaton.add_word(key, (len(key), tuple(refs)))
-        self.empty = not keys
-        if not self.empty:
-            self.automaton.make_automaton()
+            main = tuple(r for r in refs if r.group == 0)
+            for r in refs:
+                if r.group != 0:
+                    self.secondary.setdefault(r.rule, []).append((key, r))
+            if main:
+                patterns.append(key)
+                self.key_len.append(len(key))
+                self.key_refs.append(main)
+                self.primary.append(tuple(sorted({r.rule for r in main})))
+        self.empty = not patterns
+        # Rust Aho-Corasick with overlapping matches: ~2.5x faster than pyahocorasick at 50k keys
+        self.automaton = None if self.empty else ahocorasick_rs.AhoCorasick(patterns, matchkind=ahocorasick_rs.MatchKind.Standard)
 
     def _add(self, ri: int, gi: int, term: Term, keys: dict[str, list[TermRef]]) -> None:
         if term.regex:

@@ -58,23 +58,57 @@ def article_text(title: str, text: str) -> str:
 def match_article(matcher: "Matcher", title: str, text: str, folded: Folded | None = None) -> list[Hit]:
     if folded is None:
         folded = Folded.of(article_text(title, text))
-    found: dict[int, list[tuple[int, int, "TermRef"]]] = {}
+    occ: dict[int, list[int]] = {}  # key id -> end positions in joined
     if not matcher.empty:
-        joined = folded.joined
-        for end, (key_len, refs) in matcher.automaton.iter(joined):
-            start = end - key_len + 2  # first character of the first word
-            for ref in refs:
-                found.setdefault(ref.rule, []).append((start, end, ref))
-    for ri in matcher.regexes:
-        found.setdefault(ri, [])
+        for kid, _start, stop in matcher.automaton.find_matches_as_indexes(folded.joined, overlapping=True):
+            end = stop - 1  # last character of the key
+            ends = occ.get(kid)
+            if ends is None:
+                occ[kid] = [end]
+            else:
+                ends.append(end)
+    candidates = set(matcher.regexes)
+    primary = matcher.primary
+    for kid in occ:
+        candidates.update(primary[kid])
+    if not candidates:
+        return []
+    found: dict[int, list[tuple[int, int, "TermRef"]]] = {ri: [] for ri in candidates}
+    key_len, key_refs = matcher.key_len, matcher.key_refs
+    for kid, ends in occ.items():
+        length = key_len[kid]
+        for ref in key_refs[kid]:
+            raw = found[ref.rule]
+            raw.extend((end - length + 2, end, ref) for end in ends)  # start: first char of the first word
     hits = []
-    for ri, raw in found.items():
+    for ri in sorted(candidates):
+        raw = found[ri]
+        if not _add_secondary(matcher, ri, raw, folded.joined):
+            continue
+        raw.sort(key=lambda x: x[0])
         hit = _evaluate(matcher, ri, raw, folded)
         if hit:
             hits.append(hit)
-    order = {r.id: i for i, r in enumerate(matcher.rules)}
-    hits.sort(key=lambda h: order[h.rule])
     return hits
+
+
+def _add_secondary(matcher: "Matcher", ri: int, raw: list, joined: str) -> bool:
+    """Find a candidate rule's context and exclusion terms; False as soon as the rule cannot match."""
+    rule = matcher.rules[ri]
+    limit = MAX_PER_TERM if rule.near is None else 1 << 30
+    present = {ref.group for _, _, ref in raw}
+    for key, ref in matcher.secondary.get(ri, ()):
+        pos, n = joined.find(key), 0
+        while pos != -1 and n < limit:
+            raw.append((pos + 1, pos + len(key) - 1, ref))
+            present.add(ref.group)
+            n += 1
+            pos = joined.find(key, pos + 1)
+        if ref.group == -1 and n and ref.cased is None:
+            return False  # an exclusion occurred
+    if ri in matcher.regexes:
+        return True
+    return all(g in present for g in range(matcher.group_counts[ri]))
 
 
 def _evaluate(matcher: "Matcher", ri: int, raw: list, folded: Folded) -> Hit | None:
@@ -88,6 +122,8 @@ def _evaluate(matcher: "Matcher", ri: int, raw: list, folded: Folded) -> Hit | N
             return None
         if any(g not in present for g in range(ngroups)):
             return None
+    if rule.near is None:
+        raw = _first_occurrences(raw)
     occs = [o for o in (_resolve(s, e, ref, folded) for s, e, ref in raw) if o is not None]
     occs += _regex_occurrences(regexes, folded)
     if any(o.group == -1 for o in occs):
@@ -106,17 +142,30 @@ def _evaluate(matcher: "Matcher", ri: int, raw: list, folded: Folded) -> Hit | N
     return Hit(rule.id, terms, snippet, marks)
 
 
+MAX_PER_TERM = 8  # without `near`, later occurrences of a term change neither the verdict nor the snippet
+
+
+def _first_occurrences(raw: list) -> list:
+    seen: dict[object, int] = {}
+    kept = []
+    for item in raw:
+        n = seen.get(item[2], 0)
+        if n < MAX_PER_TERM:
+            seen[item[2]] = n + 1
+            kept.append(item)
+    return kept
+
+
 def _resolve(start: int, end: int, ref: "TermRef", folded: Folded) -> _Occ | None:
     """Turn an automaton match (positions in ``joined``) into an occurrence in the original."""
-    last = end - 1 if not ref.wildcard else end  # last char of the match inside a word
-    first_word = folded.word_index(start)
-    last_word = folded.word_index(last)
-    o_start, o_end = folded.original_span(first_word, last_word)
+    joined = folded.joined
+    stop = joined.find(" ", end) if ref.wildcard else end  # a wildcard match runs to the end of its word
+    o_start, o_end = folded.original_span(start, stop)
     if ref.cased is not None:
         words = re.findall(r"[^\W_]+", strip_accents(folded.original[o_start:o_end]))
         if " ".join(words) != ref.cased:
             return None
-    return _Occ(ref.group, ref.label, o_start, o_end, first_word)
+    return _Occ(ref.group, ref.label, o_start, o_end, folded.word_index(start))
 
 
 def _regex_occurrences(regexes: list, folded: Folded) -> list[_Occ]:
