@@ -136,8 +136,22 @@ class CpuPool:
         from concurrent.futures import ProcessPoolExecutor
 
         self.digest = ruleset.digest if ruleset is not None else None
-        self.executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_init_worker, initargs=(ruleset,))
+        self._new = lambda: ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_init_worker, initargs=(ruleset,))
+        self.executor = self._new()
+
+    async def run(self, fn, *args, fallback: Callable[[], object]):
+        """Run fn in the worker; if the worker died (a crash on hostile input), replace it and
+        call ``fallback`` here instead, so one bad body never stops the cycle."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        except BrokenProcessPool:
+            log.warning("parser worker process died; restarting it")
+            self.executor.shutdown(wait=False)
+            self.executor = self._new()
+            return fallback()
 
     @classmethod
     def worth_it(cls, n_sources: int) -> bool:
@@ -165,12 +179,15 @@ class Poller:
         args = (source.type, source.link_selector, resp.body, resp.final_url or source.url, resp.headers)
         if self.pool is None:
             return parse_entries(*args)
-        return await asyncio.get_running_loop().run_in_executor(self.pool.executor, parse_entries, *args)
+        return await self.pool.run(parse_entries, *args, fallback=lambda: parse_entries(*args))
 
     async def _prepare(self, entries: list[Entry], fetched: str) -> list[NewArticle]:
-        if self.pool is None or not entries:
+        def here() -> list[NewArticle]:
             return [prepare_article(e, fetched, self.matcher) for e in entries]
-        return await asyncio.get_running_loop().run_in_executor(self.pool.executor, _prepare_in_worker, entries, fetched)
+
+        if self.pool is None or not entries:
+            return here()
+        return await self.pool.run(_prepare_in_worker, entries, fetched, fallback=here)
 
     async def poll(self, source: Source, state: dict | None) -> PollOutcome:
         state = state or {}

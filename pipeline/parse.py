@@ -217,10 +217,9 @@ def _worker(conn) -> None:  # runs in the child process
                                       sanitize_html=False, resolve_relative_uris=False)
             entries = [_plain_entry(e) for e in parsed.entries]
             reason = None
-            if not entries and parsed.get("bozo"):
-                reason = f"not a feed: {parsed.get('bozo_exception')}"[:300]
-            elif not entries and not parsed.get("version"):
-                reason = "not a feed: no RSS, Atom or JSON Feed structure found"
+            if not entries and not parsed.get("version"):  # a recognised feed with no items is fine
+                problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
+                reason = f"not a feed: {problem}"[:300] if problem else "not a feed: no RSS, Atom or JSON Feed structure found"
             conn.send((entries if not reason else None, reason))
         except MemoryError:
             conn.send((None, "parser ran out of memory (limit reached)"))
