@@ -22,7 +22,7 @@ from .fetch import Fetcher, Policy, Response
 from .fold import Folded
 from .parse import Entry, ParseError, extract_article, page_links, parse_feed
 from .rules.match import MAX_TITLE, article_text, match_article
-from .store import NewArticle, PollOutcome, iso, known_keys, save_poll, source_states
+from .store import NewArticle, PollOutcome, iso, known_keys, save_polls, source_states
 
 log = logging.getLogger("borderwatch.cycle")
 
@@ -31,6 +31,7 @@ MAX_ARTICLE_PAGES_PER_POLL = 30
 ARTICLE_CONCURRENCY = 4
 BACKOFF_CAP = 6 * 3600.0
 JITTER = 0.1
+GROUP_COMMIT = 50  # polls per transaction at most
 
 
 @dataclass
@@ -295,6 +296,8 @@ async def run_cycle(db, feeds: FeedsConfig, matcher, sources: Iterable[Source] |
     states = source_states(db)
     poller = Poller(db, feeds, matcher, fetcher, pool=pool)
 
+    written: asyncio.Queue = asyncio.Queue()
+
     async def one(source: Source) -> None:
         try:
             outcome = await poller.poll(source, states.get(source.id))
@@ -302,21 +305,34 @@ async def run_cycle(db, feeds: FeedsConfig, matcher, sources: Iterable[Source] |
             log.exception("poll of %s crashed", source.id)
             outcome = PollOutcome(source.id, False, error=f"internal error: {type(exc).__name__}: {exc}",
                                   next_poll=iso(next_poll(source, poller.clock(), 1)))
-        inserted = save_poll(db, outcome, same_story)
-        report = SourceReport(source.id, outcome.ok, outcome.status, len(inserted),
+        await written.put(outcome)
+
+    async def writer() -> None:
+        """Group commit: every poll finished meanwhile goes into one transaction (each poll whole)."""
+        remaining = len(sources)
+        while remaining:
+            batch = [await written.get()]
+            while not written.empty() and len(batch) < GROUP_COMMIT:
+                batch.append(written.get_nowait())
+            remaining -= len(batch)
+            for outcome, inserted in zip(batch, save_polls(db, batch, same_story)):
+                _report(outcome, inserted)
+
+    def _report(outcome: PollOutcome, inserted: list[NewArticle]) -> None:
+        report = SourceReport(outcome.source, outcome.ok, outcome.status, len(inserted),
                               sum(len(a.hits) for a in inserted), outcome.elapsed_ms, outcome.error,
                               outcome.ok and outcome.status == 304)
         result.reports.append(report)
         result.articles.extend(inserted)
-        log.info("poll source=%s status=%s new=%d hits=%d ms=%.0f%s", source.id, outcome.status or "-",
+        log.info("poll source=%s status=%s new=%d hits=%d ms=%.0f%s", outcome.source, outcome.status or "-",
                  report.new_articles, report.new_hits, report.ms, f" error={outcome.error}" if outcome.error else "",
-                 extra={"source": source.id, "status": outcome.status, "new_items": report.new_articles,
+                 extra={"source": outcome.source, "status": outcome.status, "new_items": report.new_articles,
                         "new_hits": report.new_hits, "ms": round(report.ms), "error": outcome.error})
         if on_report:
             on_report(report)
 
     try:
-        await asyncio.gather(*(one(s) for s in sources))
+        await asyncio.gather(writer(), *(one(s) for s in sources))
     finally:
         if own_fetcher:
             await fetcher.aclose()

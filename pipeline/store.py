@@ -127,6 +127,7 @@ def connect(path: str | os.PathLike, migrate: bool = True) -> sqlite_utils.Datab
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA wal_autocheckpoint = 16384")  # checkpoint (and fsync) every ~64 MB of WAL, not every 4 MB
     if migrate:
         apply_migrations(db)
     return db
@@ -248,49 +249,58 @@ def _chunks(items: list, size: int = 500) -> Iterator[list]:
 
 
 def save_poll(db: sqlite_utils.Database, outcome: PollOutcome, same_story) -> list[NewArticle]:
-    """Write one poll's articles, stories, hits and the source's state atomically.
+    """Write one poll's articles, stories, hits and the source's state atomically."""
+    return save_polls(db, [outcome], same_story)[0]
+
+
+def save_polls(db: sqlite_utils.Database, outcomes: list[PollOutcome], same_story) -> list[list[NewArticle]]:
+    """Write several polls in one transaction (group commit); each poll is wholly in or out.
 
     Articles whose URL or fingerprint is already stored (e.g. another source stored
     them earlier in this cycle) are recorded as aliases, not as new articles.
-    Returns the articles actually inserted, with ids and story ids set.
+    Returns, per poll, the articles actually inserted, with ids and story ids set.
     """
-    inserted: list[NewArticle] = []
     with transaction(db) as conn:
-        known = _existing(conn, [a.url for a in outcome.articles], [a.fingerprint for a in outcome.articles if a.fingerprint])
-        for art in outcome.articles:
-            dup = known.get(("url", art.url)) or known.get(("fp", art.fingerprint))
-            if dup:
-                art.duplicate_of = dup
-                conn.execute("INSERT OR IGNORE INTO guids (source, guid, article) VALUES (?, ?, ?)",
-                             (outcome.source, art.guid, dup))
-                continue
-            art.story_id = _find_story(conn, art.sketch, same_story)
-            if art.story_id is None:
-                art.story_id = conn.execute("INSERT INTO stories (title, first_seen) VALUES (?, ?)",
-                                            (art.title, art.fetched)).lastrowid
-            else:
-                conn.execute("UPDATE stories SET copies = copies + 1 WHERE id = ?", (art.story_id,))
-            art.id = conn.execute(
-                "INSERT INTO articles (source, guid, url, title, text, author, published, fetched, fingerprint,"
-                " story, sketch_size) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (outcome.source, art.guid, art.url, art.title, art.text, art.author, art.published, art.fetched,
-                 art.fingerprint, art.story_id, len(art.sketch))).lastrowid
+        return [_save_one(conn, outcome, same_story) for outcome in outcomes]
+
+
+def _save_one(conn: sqlite3.Connection, outcome: PollOutcome, same_story) -> list[NewArticle]:
+    inserted: list[NewArticle] = []
+    known = _existing(conn, [a.url for a in outcome.articles], [a.fingerprint for a in outcome.articles if a.fingerprint])
+    for art in outcome.articles:
+        dup = known.get(("url", art.url)) or known.get(("fp", art.fingerprint))
+        if dup:
+            art.duplicate_of = dup
             conn.execute("INSERT OR IGNORE INTO guids (source, guid, article) VALUES (?, ?, ?)",
-                         (outcome.source, art.guid, art.id))
-            conn.executemany("INSERT OR IGNORE INTO sketches (hash, article) VALUES (?, ?)",
-                             [(h, art.id) for h in art.sketch])
-            conn.executemany(
-                "INSERT OR IGNORE INTO hits (article, rule, terms, snippet, marks, created) VALUES (?,?,?,?,?,?)",
-                [(art.id, h.rule, json.dumps(h.terms, ensure_ascii=False), h.snippet, json.dumps(h.marks), art.fetched)
-                 for h in art.hits])
-            inserted.append(art)
-            known[("url", art.url)] = known[("fp", art.fingerprint)] = art.id
-        for guid, url in outcome.aliases:
-            row = conn.execute("SELECT id FROM articles WHERE url = ?", (url,)).fetchone()
-            if row:
-                conn.execute("INSERT OR IGNORE INTO guids (source, guid, article) VALUES (?, ?, ?)",
-                             (outcome.source, guid, row[0]))
-        _update_source(conn, outcome, len(inserted))
+                         (outcome.source, art.guid, dup))
+            continue
+        art.story_id = _find_story(conn, art.sketch, same_story)
+        if art.story_id is None:
+            art.story_id = conn.execute("INSERT INTO stories (title, first_seen) VALUES (?, ?)",
+                                        (art.title, art.fetched)).lastrowid
+        else:
+            conn.execute("UPDATE stories SET copies = copies + 1 WHERE id = ?", (art.story_id,))
+        art.id = conn.execute(
+            "INSERT INTO articles (source, guid, url, title, text, author, published, fetched, fingerprint,"
+            " story, sketch_size) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (outcome.source, art.guid, art.url, art.title, art.text, art.author, art.published, art.fetched,
+             art.fingerprint, art.story_id, len(art.sketch))).lastrowid
+        conn.execute("INSERT OR IGNORE INTO guids (source, guid, article) VALUES (?, ?, ?)",
+                     (outcome.source, art.guid, art.id))
+        conn.executemany("INSERT OR IGNORE INTO sketches (hash, article) VALUES (?, ?)",
+                         [(h, art.id) for h in art.sketch])
+        conn.executemany(
+            "INSERT OR IGNORE INTO hits (article, rule, terms, snippet, marks, created) VALUES (?,?,?,?,?,?)",
+            [(art.id, h.rule, json.dumps(h.terms, ensure_ascii=False), h.snippet, json.dumps(h.marks), art.fetched)
+             for h in art.hits])
+        inserted.append(art)
+        known[("url", art.url)] = known[("fp", art.fingerprint)] = art.id
+    for guid, url in outcome.aliases:
+        row = conn.execute("SELECT id FROM articles WHERE url = ?", (url,)).fetchone()
+        if row:
+            conn.execute("INSERT OR IGNORE INTO guids (source, guid, article) VALUES (?, ?, ?)",
+                         (outcome.source, guid, row[0]))
+    _update_source(conn, outcome, len(inserted))
     return inserted
 
 
