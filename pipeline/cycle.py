@@ -22,6 +22,7 @@ from .fetch import Fetcher, Policy, Response
 from .fold import Folded
 from .parse import Entry, ParseError, extract_article, page_links, parse_feed
 from .rules.match import MAX_TITLE, article_text, match_article
+from . import store
 from .store import NewArticle, PollOutcome, iso, known_keys, save_polls, source_states
 
 log = logging.getLogger("borderwatch.cycle")
@@ -49,7 +50,6 @@ class SourceReport:
 @dataclass
 class CycleResult:
     reports: list[SourceReport] = field(default_factory=list)
-    articles: list[NewArticle] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -297,8 +297,12 @@ async def run_cycle(db, feeds: FeedsConfig, matcher, sources: Iterable[Source] |
     poller = Poller(db, feeds, matcher, fetcher, pool=pool)
 
     written: asyncio.Queue = asyncio.Queue()
+    # Backpressure: a poll holds a slot from its start until its batch is written, so finished polls
+    # cannot pile up while the writer is busy, and memory does not grow with the number of sources.
+    slots = asyncio.Semaphore(max(2 * GROUP_COMMIT, 2 * feeds.concurrency))
 
     async def one(source: Source) -> None:
+        await slots.acquire()
         try:
             outcome = await poller.poll(source, states.get(source.id))
         except Exception as exc:  # a bug on one source's data must not stop the others
@@ -308,22 +312,33 @@ async def run_cycle(db, feeds: FeedsConfig, matcher, sources: Iterable[Source] |
         await written.put(outcome)
 
     async def writer() -> None:
-        """Group commit: every poll finished meanwhile goes into one transaction (each poll whole)."""
-        remaining = len(sources)
-        while remaining:
-            batch = [await written.get()]
-            while not written.empty() and len(batch) < GROUP_COMMIT:
-                batch.append(written.get_nowait())
-            remaining -= len(batch)
-            for outcome, inserted in zip(batch, save_polls(db, batch, same_story)):
-                _report(outcome, inserted)
+        """Group commit: every poll finished meanwhile goes into one transaction (each poll whole).
+        Writes run in a thread on their own connection: SQLite releases the GIL, so fetching
+        and parsing go on while a batch is written."""
+        write_db = store.connect(store.db_path(db), migrate=False) if len(sources) >= GROUP_COMMIT else None
+        try:
+            remaining = len(sources)
+            while remaining:
+                batch = [await written.get()]
+                while not written.empty() and len(batch) < GROUP_COMMIT:
+                    batch.append(written.get_nowait())
+                remaining -= len(batch)
+                if write_db is None:
+                    saved = save_polls(db, batch, same_story)
+                else:
+                    saved = await asyncio.to_thread(save_polls, write_db, batch, same_story)
+                for outcome, inserted in zip(batch, saved):
+                    _report(outcome, inserted)
+                    slots.release()
+        finally:
+            if write_db is not None:
+                write_db.close()
 
     def _report(outcome: PollOutcome, inserted: list[NewArticle]) -> None:
         report = SourceReport(outcome.source, outcome.ok, outcome.status, len(inserted),
                               sum(len(a.hits) for a in inserted), outcome.elapsed_ms, outcome.error,
                               outcome.ok and outcome.status == 304)
         result.reports.append(report)
-        result.articles.extend(inserted)
         log.info("poll source=%s status=%s new=%d hits=%d ms=%.0f%s", outcome.source, outcome.status or "-",
                  report.new_articles, report.new_hits, report.ms, f" error={outcome.error}" if outcome.error else "",
                  extra={"source": outcome.source, "status": outcome.status, "new_items": report.new_articles,

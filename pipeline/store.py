@@ -133,6 +133,11 @@ def connect(path: str | os.PathLike, migrate: bool = True) -> sqlite_utils.Datab
     return db
 
 
+def db_path(db: sqlite_utils.Database) -> str:
+    """The file behind a connection (to open another connection to it)."""
+    return db.execute("PRAGMA database_list").fetchone()[2]
+
+
 def schema_version(db: sqlite_utils.Database) -> int:
     return db.execute("PRAGMA user_version").fetchone()[0]
 
