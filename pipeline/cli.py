@@ -459,8 +459,14 @@ def subscribers_list(as_json: bool, **kw) -> None:
 @click.argument("email")
 def subscribers_remove(email: str, **kw) -> None:
     """Unsubscribe EMAIL (its delivery history is removed too)."""
+    from .subscribers import validate_email
+
     db = store.connect(settings(kw).db)
-    if not store.remove_subscriber(db, email.strip().lower()):
+    try:
+        email = validate_email(email)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if not store.remove_subscriber(db, email):
         click.echo(f"no subscriber {email}", err=True)
         sys.exit(EXIT_RUNTIME)
     click.echo(f"removed {email}")

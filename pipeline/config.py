@@ -162,6 +162,19 @@ class _Checker:
                 self.add(mapping.line_of(key), f"unknown key {key!r} in {what} (allowed: {', '.join(sorted(allowed))})")
 
 
+def _entry_id(chk: _Checker, raw: LineDict, seen: dict[str, int], what: str) -> str | None:
+    """A source's or rule's id: well-formed and unique (``seen`` maps ids to their lines)."""
+    value = raw.get("id")
+    if not isinstance(value, str) or not ID_RE.match(value):
+        chk.add(raw.line_of("id"), f"{what} id must match [a-z0-9-], got {value!r}")
+        return None
+    if value in seen:
+        chk.add(raw.line_of("id"), f"duplicate {what} id {value!r} (first at line {seen[value]})")
+        return None
+    seen[value] = raw.line_of("id")
+    return value
+
+
 # --------------------------------------------------------------------------- feeds.yaml
 
 
@@ -278,14 +291,9 @@ def parse_feeds(data: Any, file: str) -> tuple[FeedsConfig | None, list[ConfigIs
             chk.add(line, "each source must be a mapping with id and url")
             continue
         chk.unknown_keys(raw, _SOURCE_KEYS, "source")
-        sid = raw.get("id")
-        if not isinstance(sid, str) or not ID_RE.match(sid):
-            chk.add(raw.line_of("id"), f"source id must match [a-z0-9-], got {sid!r}")
+        sid = _entry_id(chk, raw, seen, "source")
+        if sid is None:
             continue
-        if sid in seen:
-            chk.add(raw.line_of("id"), f"duplicate source id {sid!r} (first at line {seen[sid]})")
-            continue
-        seen[sid] = raw.line_of("id")
         ok = _check_url(chk, raw.line_of("url"), raw.get("url"))
         stype = raw.get("type", "feed")
         if stype not in ("feed", "page"):
@@ -505,14 +513,9 @@ def parse_rules(data: Any, file: str) -> tuple[RuleSet | None, list[ConfigIssue]
             continue
         before = len(chk.issues)
         chk.unknown_keys(raw, _RULE_KEYS, "rule")
-        rid = raw.get("id")
-        if not isinstance(rid, str) or not ID_RE.match(rid):
-            chk.add(raw.line_of("id"), f"rule id must match [a-z0-9-], got {rid!r}")
+        rid = _entry_id(chk, raw, seen, "rule")
+        if rid is None:
             continue
-        if rid in seen:
-            chk.add(raw.line_of("id"), f"duplicate rule id {rid!r} (first at line {seen[rid]})")
-            continue
-        seen[rid] = raw.line_of("id")
         any_terms = _parse_terms(chk, raw["any"], raw.line_of("any"), "any") if "any" in raw else ()
         all_groups = _parse_all(chk, raw["all"], raw.line_of("all")) if "all" in raw else ()
         none_terms = _parse_terms(chk, raw["none"], raw.line_of("none"), "none") if "none" in raw else ()
