@@ -346,8 +346,14 @@ async def run_cycle(db, feeds: FeedsConfig, matcher, sources: Iterable[Source] |
         if on_report:
             on_report(report)
 
+    pending = iter(sources)
+
+    async def worker() -> None:
+        for source in pending:  # a fixed set of workers: no task per source waiting in memory
+            await one(source)
+
     try:
-        await asyncio.gather(writer(), *(one(s) for s in sources))
+        await asyncio.gather(writer(), *(worker() for _ in range(min(len(sources), 2 * GROUP_COMMIT + feeds.concurrency))))
     finally:
         if own_fetcher:
             await fetcher.aclose()
