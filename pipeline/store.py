@@ -373,14 +373,19 @@ class HitQuery:
     limit: int = 50
 
 
+SEARCH_WINDOW = 5000  # with --search: the newest-fetched matches considered, then sorted by published
+
+
 def query_hits(db: sqlite_utils.Database, q: HitQuery) -> list[dict]:
-    """Articles with hits, newest first, with their rules aggregated."""
-    where, params = ["1 = 1"], []
-    if q.rules is not None:
-        if not q.rules:
-            return []
-        where.append(f"a.id IN (SELECT article FROM hits WHERE rule IN ({','.join('?' * len(q.rules))}))")
-        params += q.rules
+    """Articles with hits, newest first (by published time), with their rules aggregated.
+
+    The page of article ids is chosen first (published index, EXISTS on hits), and rules and
+    snippets are gathered for those rows only, so the cost does not grow with the table.
+    """
+    if q.rules is not None and not q.rules:
+        return []
+    rule_in = f" AND rule IN ({','.join('?' * len(q.rules))})" if q.rules else ""
+    where, params = [f"EXISTS (SELECT 1 FROM hits WHERE article = a.id{rule_in})"], list(q.rules or [])
     if q.source:
         where.append("a.source = ?")
         params.append(q.source)
@@ -391,20 +396,19 @@ def query_hits(db: sqlite_utils.Database, q: HitQuery) -> list[dict]:
         where.append("a.published < ?")
         params.append(q.until)
     if q.search:
-        where.append("a.id IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?)")
-        params.append(q.search)
-    # the snippet shown is that of the first hit of a filtered rule, if any
-    pick = f"article = a.id{' AND rule IN (' + ','.join('?' * len(q.rules)) + ')' if q.rules else ''} ORDER BY id LIMIT 1"
-    params = list(q.rules or []) * 2 + params
+        where.append("a.id IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ? ORDER BY rowid DESC LIMIT ?)")
+        params += [q.search, SEARCH_WINDOW]
+    pick = f"article = a.id{rule_in} ORDER BY id LIMIT 1"  # the snippet of the first hit of a filtered rule
     sql = f"""
+        WITH page AS (SELECT a.id FROM articles a WHERE {' AND '.join(where)}
+                      ORDER BY a.published DESC, a.id DESC LIMIT ?)
         SELECT a.id, a.url, a.title, a.source, s.name AS source_name, a.published, a.fetched, a.story,
-               json_group_array(h.rule) AS rules,
+               (SELECT json_group_array(rule) FROM (SELECT rule FROM hits WHERE article = a.id ORDER BY id)) AS rules,
                (SELECT snippet FROM hits WHERE {pick}) AS snippet,
                (SELECT marks FROM hits WHERE {pick}) AS marks
-        FROM articles a JOIN hits h ON h.article = a.id LEFT JOIN sources s ON s.id = a.source
-        WHERE {' AND '.join(where)}
-        GROUP BY a.id ORDER BY a.published DESC, a.id DESC LIMIT ?"""
-    rows = list(db.query(sql, params + [q.limit]))
+        FROM page JOIN articles a ON a.id = page.id LEFT JOIN sources s ON s.id = a.source
+        ORDER BY a.published DESC, a.id DESC"""
+    rows = list(db.query(sql, params + [q.limit] + list(q.rules or []) * 2))
     for r in rows:
         r["rules"] = json.loads(r["rules"])
         r["marks"] = json.loads(r["marks"] or "[]")
