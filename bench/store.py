@@ -25,7 +25,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline import store  # noqa: E402
-from pipeline.dedup import same_story  # noqa: E402
 from pipeline.rules import Hit  # noqa: E402
 from pipeline.store import NewArticle, PollOutcome  # noqa: E402
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
-import datetime as dt
 import functools
 import json
-import logging
 import os
 import shutil
 import sqlite3

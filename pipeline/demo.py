@@ -203,7 +203,7 @@ def run_demo(directory: Path, keywords: str | None, echo=print) -> dict:
     echo(f"  borderwatch hits --db {rel_db}")
     echo(f"  borderwatch hits --db {rel_db} --rule cartels --json")
     echo(f"  borderwatch status --db {rel_db} --feeds {feeds_path}")
-    echo(f"  borderwatch rules test --text 'Extradited to Mexico: a Sinaloa Cartel operator'")
+    echo("  borderwatch rules test --text 'Extradited to Mexico: a Sinaloa Cartel operator'")
     if report.files:
         echo(f"  open {report.files[0]} in a mail client (HTML and plain-text parts)")
     return {"counts": c, "per_rule": per_rule, "files": report.files, "sources_ok": result.ok}

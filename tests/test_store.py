@@ -10,10 +10,8 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
-import pytest
 from conftest import Reply, feeds_for, free_port, rss, wait_until
 
 from pipeline import store
