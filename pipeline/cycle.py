@@ -194,8 +194,9 @@ class Poller:
         state = state or {}
         policy = Policy(source.timeout, source.max_bytes, source.host, source.allow_hosts)
         started = time.perf_counter()
-        if source.type == "page" and not await self.fetcher.robots.allowed(self.fetcher, source.url, policy):
-            resp = Response(url=source.url, error="disallowed by robots.txt")
+        refusal = await self.fetcher.robots.refusal(self.fetcher, source.url, policy) if source.type == "page" else None
+        if refusal:
+            resp = Response(url=source.url, error=refusal)
         else:
             resp = await self.fetcher.get(source.url, policy, state.get("etag"), state.get("last_modified"))
         failures = int(state.get("consecutive_failures") or 0)
@@ -256,7 +257,7 @@ class Poller:
 
         async def one(e: Entry) -> Entry | None:
             async with sem:
-                if not await self.fetcher.robots.allowed(self.fetcher, e.url, policy):
+                if await self.fetcher.robots.refusal(self.fetcher, e.url, policy):
                     return e if source.type == "feed" else None
                 r = await self.fetcher.get(e.url, policy)
             if not r.ok:

@@ -140,24 +140,29 @@ class Robots:
     """robots.txt rules per origin, cached for ROBOTS_TTL seconds."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[float, urllib.robotparser.RobotFileParser]] = {}
+        self._cache: dict[str, tuple[float, urllib.robotparser.RobotFileParser, str | None]] = {}
 
-    async def allowed(self, fetcher: "Fetcher", url: str, policy: Policy) -> bool:
+    async def refusal(self, fetcher: "Fetcher", url: str, policy: Policy) -> str | None:
+        """None if ``url`` may be fetched, else why not."""
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
         cached = self._cache.get(origin)
         if cached is None or time.time() - cached[0] > ROBOTS_TTL:
             parser = urllib.robotparser.RobotFileParser()
             resp = await fetcher.get(origin + "/robots.txt", Policy(min(policy.timeout, 10), 500_000, policy.own_host, policy.allow_hosts))
+            reason = None
             if resp.ok:
                 parser.parse(resp.body.decode("utf-8", "replace").splitlines())
             elif 400 <= resp.status < 500:  # no robots.txt: everything is allowed
                 parser.allow_all = True
             else:  # unreachable: RFC 9309 says assume disallowed, retry later
                 parser.disallow_all = True
-            cached = (time.time(), parser)
+                reason = f"robots.txt unreachable ({resp.error}); not fetching pages until it answers"
+            cached = (time.time(), parser, reason)
             self._cache[origin] = cached
-        return cached[1].can_fetch("borderwatch", url)
+        if cached[1].can_fetch("borderwatch", url):
+            return None
+        return cached[2] or "disallowed by robots.txt"
 
 
 class Fetcher:
