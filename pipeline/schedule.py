@@ -248,17 +248,26 @@ class Runner:
         task = asyncio.current_task()
         self.inflight.add(task)
         try:
-            result = await run_cycle(self.app.db, self.app.feeds, self.app.matcher, [source], self.fetcher,
-                                     on_report=self.metrics.poll, pool=self.pool)
+            await run_cycle(self.app.db, self.app.feeds, self.app.matcher, [source], self.fetcher,
+                            on_report=self.metrics.poll, pool=self.pool)
             self.polls_done += 1
-            del result
+        except Exception:  # e.g. the database is unavailable: log it, and keep the source scheduled
+            log.exception("poll of %s failed outside the source's own handling", source_id)
         finally:
             self.inflight.discard(task)
-        if not self.stopping.is_set():
-            state = store.source_states(self.app.db).get(source_id) or {}
-            when = store.parse_iso(state.get("next_poll")) or next_poll(source, self.clock(), 0)
-            self.scheduler.add_job(self.poll, "date", run_date=max(when, self.clock()), id=f"poll:{source_id}",
-                                   args=[source_id], replace_existing=True)
+            if not self.stopping.is_set():
+                self._schedule_next(source)
+
+    def _schedule_next(self, source) -> None:
+        try:
+            state = store.source_states(self.app.db).get(source.id) or {}
+        except Exception:  # noqa: BLE001 - an unreadable database must not unschedule the source
+            state = {}
+        planned = store.parse_iso(state.get("next_poll"))
+        now = self.clock()
+        when = planned if planned and planned > now else next_poll(source, now, int(state.get("consecutive_failures") or 0))
+        self.scheduler.add_job(self.poll, "date", run_date=when, id=f"poll:{source.id}", args=[source.id],
+                               replace_existing=True)
 
     async def reload(self) -> None:
         changed = self.app.reload()

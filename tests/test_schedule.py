@@ -142,3 +142,24 @@ def test_graceful_shutdown_lets_a_slow_poll_finish(tmp_path, server):
     assert store.counts(db)["articles"] == 1 and store.counts(db)["hits"] == 1  # the in-flight poll was stored
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert store.lease_holder(db) is None
+
+
+def test_a_poll_that_raises_keeps_its_source_scheduled(tmp_path, server, monkeypatch):
+    import pipeline.schedule as schedule
+
+    app = _app(tmp_path, server, n=1)
+    runner = Runner(app, send_digests=False)
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("database is unavailable")
+
+    async def scenario():
+        monkeypatch.setattr(schedule, "run_cycle", broken)
+        task = asyncio.create_task(runner.main(stop_after=30))
+        await asyncio.sleep(1.0)
+        job = runner.scheduler.get_job("poll:f0")
+        assert job is not None and job.next_run_time > dt.datetime.now(dt.timezone.utc)  # rescheduled, not lost
+        runner.stop()
+        await task
+
+    asyncio.run(scenario())
