@@ -162,20 +162,27 @@ def test_5xx_for_one_recipient_others_go_on(seeded, shipped_rules, smtp):
     assert statuses == {"gone@example.org": "failed", "ok@example.org": "sent"}
 
 
-def test_crash_between_accept_and_mark_does_not_resend(seeded, shipped_rules, smtp, monkeypatch):
-    subscribe(seeded, "a@example.org")
+def crash_when_marking(monkeypatch, state: str):
+    """Make the process 'crash' (KeyboardInterrupt) at the moment a delivery is moved to ``state``;
+    returns a function that undoes it."""
     real = store.set_delivery
 
-    def crash_on_sent(db, delivery, status, *args, **kwargs):
-        if status == "sent":
-            raise KeyboardInterrupt("simulated crash after the server accepted")
+    def crashing(db, delivery, status, *args, **kwargs):
+        if status == state:
+            raise KeyboardInterrupt(f"simulated crash when marking {state}")
         return real(db, delivery, status, *args, **kwargs)
 
-    monkeypatch.setattr(send_mod.store, "set_delivery", crash_on_sent)
+    monkeypatch.setattr(send_mod.store, "set_delivery", crashing)
+    return lambda: monkeypatch.setattr(send_mod.store, "set_delivery", real)
+
+
+def test_crash_between_accept_and_mark_does_not_resend(seeded, shipped_rules, smtp, monkeypatch):
+    subscribe(seeded, "a@example.org")
+    restore = crash_when_marking(monkeypatch, "sent")
     with pytest.raises(KeyboardInterrupt):
         send_due(seeded, shipped_rules, NOW, transport(smtp.port))
     assert len(smtp.messages) == 1
-    monkeypatch.setattr(send_mod.store, "set_delivery", real)
+    restore()
     after = send_due(seeded, shipped_rules, NOW + dt.timedelta(minutes=5), transport(smtp.port))
     assert after.recovered == 1 and after.sent == 0 and len(smtp.messages) == 1
     assert next(seeded.query("SELECT status FROM deliveries"))["status"] == "unknown"
@@ -183,17 +190,10 @@ def test_crash_between_accept_and_mark_does_not_resend(seeded, shipped_rules, sm
 
 def test_crash_before_data_is_retried(seeded, shipped_rules, smtp, monkeypatch):
     subscribe(seeded, "a@example.org")
-    real = store.set_delivery
-
-    def crash_on_committing(db, delivery, status, *args, **kwargs):
-        if status == "committing":
-            raise KeyboardInterrupt("simulated crash before DATA")
-        return real(db, delivery, status, *args, **kwargs)
-
-    monkeypatch.setattr(send_mod.store, "set_delivery", crash_on_committing)
+    restore = crash_when_marking(monkeypatch, "committing")
     with pytest.raises(KeyboardInterrupt):
         send_due(seeded, shipped_rules, NOW, transport(smtp.port))
-    monkeypatch.setattr(send_mod.store, "set_delivery", real)
+    restore()
     assert not smtp.messages
     after = send_due(seeded, shipped_rules, NOW + dt.timedelta(minutes=5), transport(smtp.port))
     assert after.sent == 1 and len(smtp.messages) == 1
@@ -201,12 +201,10 @@ def test_crash_before_data_is_retried(seeded, shipped_rules, smtp, monkeypatch):
 
 def test_outbox_transport_crash_after_write_is_recognised(seeded, shipped_rules, tmp_path, monkeypatch):
     subscribe(seeded, "a@example.org")
-    real = store.set_delivery
-    monkeypatch.setattr(send_mod.store, "set_delivery",
-                        lambda db, d, status, *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()) if status == "sent" else real(db, d, status, *a, **k))
+    restore = crash_when_marking(monkeypatch, "sent")
     with pytest.raises(KeyboardInterrupt):
         send_due(seeded, shipped_rules, NOW, OutboxTransport(tmp_path / "out"))
-    monkeypatch.setattr(send_mod.store, "set_delivery", real)
+    restore()
     after = send_due(seeded, shipped_rules, NOW, OutboxTransport(tmp_path / "out"))
     assert after.recovered == 1 and after.sent == 0
     assert len(list((tmp_path / "out").glob("*.eml"))) == 1
