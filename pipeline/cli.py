@@ -378,6 +378,7 @@ def status(as_json: bool, health: bool, **kw) -> None:
 def _status_table(rows: list[dict], db) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console(width=shutil.get_terminal_size((140, 24)).columns)
     table = Table(expand=True)
@@ -393,6 +394,10 @@ def _status_table(rows: list[dict], db) -> None:
     failing = sum(1 for r in rows if r["consecutive_failures"])
     console.print(f"{len(rows)} sources, {failing} failing; scheduler: "
                   + (f"running ({holder[0]}, last seen {holder[1]})" if holder else "not running"))
+    config_errors = store.get_meta(db, "config_errors")
+    if config_errors:
+        console.print(f"[red]configuration errors[/red] (seen by run at {config_errors[1]}; the last valid version is in force):")
+        console.print(Text(config_errors[0]))
     deliveries = store.delivery_summary(db)
     if deliveries:
         console.print("deliveries: " + ", ".join(f"{k} {v}" for k, v in sorted(deliveries.items())))

@@ -33,6 +33,7 @@ LEASE_TTL = 120.0
 LEASE_RENEW = 30.0
 RELOAD_EVERY = 5.0
 DIGEST_EVERY = 60.0
+IMMEDIATE_DELAY = 5.0  # after a poll with new hits, digests go out this soon
 SHUTDOWN_DEADLINE = 30.0
 MISFIRE_GRACE = 300
 
@@ -133,6 +134,7 @@ class Runner:
         self.inflight: set[asyncio.Task] = set()
         self.stopping: asyncio.Event | None = None
         self._configs: dict = {}
+        self._last_errors: str | None = None
         self.polls_done = 0
         self.scheduler = None
         self.fetcher: Fetcher | None = None
@@ -248,15 +250,25 @@ class Runner:
         task = asyncio.current_task()
         self.inflight.add(task)
         try:
-            await run_cycle(self.app.db, self.app.feeds, self.app.matcher, [source], self.fetcher,
-                            on_report=self.metrics.poll, pool=self.pool)
+            result = await run_cycle(self.app.db, self.app.feeds, self.app.matcher, [source], self.fetcher,
+                                     on_report=self.metrics.poll, pool=self.pool)
             self.polls_done += 1
+            if result.new_hits and self.send_digests:
+                self._digests_soon()
         except Exception:  # e.g. the database is unavailable: log it, and keep the source scheduled
             log.exception("poll of %s failed outside the source's own handling", source_id)
         finally:
             self.inflight.discard(task)
             if not self.stopping.is_set():
                 self._schedule_next(source)
+
+    def _digests_soon(self) -> None:
+        """New hits: run the digest job within a few seconds (immediate subscribers), batching
+        whatever other polls find meanwhile into the same email."""
+        job = self.scheduler.get_job("digests")
+        soon = self.clock() + dt.timedelta(seconds=IMMEDIATE_DELAY)
+        if job is not None and job.next_run_time and job.next_run_time > soon:
+            job.modify(next_run_time=soon)
 
     def _schedule_next(self, source) -> None:
         try:
@@ -271,6 +283,10 @@ class Runner:
 
     async def reload(self) -> None:
         changed = self.app.reload()
+        errors = "\n".join(self.app.errors.values()) or None
+        if errors != self._last_errors:  # shown by `borderwatch status`
+            store.set_meta(self.app.db, "config_errors", errors)
+            self._last_errors = errors
         if changed["rules"]:
             self._refresh_pool()
         if changed["feeds"]:

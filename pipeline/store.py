@@ -576,6 +576,20 @@ def release_lease(db: sqlite_utils.Database, owner: str) -> None:
         conn.execute("DELETE FROM meta WHERE key = 'scheduler' AND value = ?", (owner,))
 
 
+def set_meta(db: sqlite_utils.Database, key: str, value: str | None) -> None:
+    with transaction(db) as conn:
+        if value is None:
+            conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+        else:
+            conn.execute("INSERT INTO meta (key, value, updated) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE"
+                         " SET value = excluded.value, updated = excluded.updated", (key, value, now_iso()))
+
+
+def get_meta(db: sqlite_utils.Database, key: str) -> tuple[str, str] | None:
+    row = db.execute("SELECT value, updated FROM meta WHERE key = ?", (key,)).fetchone()
+    return (row[0], row[1]) if row else None
+
+
 def lease_holder(db: sqlite_utils.Database) -> tuple[str, str] | None:
     row = db.execute("SELECT value, updated FROM meta WHERE key = 'scheduler'").fetchone()
     return (row[0], row[1]) if row else None

@@ -109,6 +109,9 @@ def test_hot_reload_adds_removes_and_keeps_last_valid(tmp_path, server):
         os.utime(feeds, ns=(1, 8_000_000_000_000_000_000))
         await runner.reload()
         assert jobs() == ["poll:f1", "poll:f2"] and "feeds" in app.errors
+        shown = subprocess.run([sys.executable, "-m", "pipeline", "status", "--feeds", str(feeds), "--db", app.settings.db],
+                               capture_output=True, text=True, cwd=ROOT, env={**os.environ, "COLUMNS": "200"})
+        assert "configuration errors" in shown.stdout and "feeds.yaml:1: YAML error" in shown.stdout
         kw = tmp_path / "keywords.yaml"
         kw.write_text("rules:\n  - id: only\n    any: [zzz]\n")
         app.settings.keywords = str(kw)
@@ -163,3 +166,38 @@ def test_a_poll_that_raises_keeps_its_source_scheduled(tmp_path, server, monkeyp
         await task
 
     asyncio.run(scenario())
+
+
+def test_new_hits_bring_the_digest_job_forward(tmp_path, server):
+    app = _app(tmp_path, server, n=1, interval="2s")
+    store.add_subscriber(app.db, "now@example.org", None, None, "immediate", 7, 0, "UTC", created="2000-01-01T00:00:00Z")
+    outbox = tmp_path / "outbox"
+    os.environ.pop("SMTP_HOST", None)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)  # the default outbox is ./outbox
+    timings = {}
+    try:
+        runner = Runner(app, send_digests=True)
+
+        async def wait_for(n: int, limit: float) -> None:
+            deadline = time.monotonic() + limit
+            while len(list(outbox.glob("*.eml"))) < n and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+
+        async def scenario():
+            task = asyncio.create_task(runner.main(stop_after=60))
+            await wait_for(1, 20)
+            server.routes["/f0"] = Reply(body=rss([{"title": "CJNG convoy seen in Zacatecas", "link": "https://x.example/new",
+                                                    "guid": "new", "description": "A CJNG convoy crossed Zacatecas, Mexico."}]),
+                                         etag=True)
+            changed = time.monotonic()
+            await wait_for(2, 40)
+            timings["second"] = time.monotonic() - changed
+            runner.stop()
+            await task
+
+        asyncio.run(scenario())
+    finally:
+        os.chdir(cwd)
+    assert len(list(outbox.glob("*.eml"))) == 2
+    assert timings["second"] < 20  # the next regular digest run would be ~60 s after the first
