@@ -136,7 +136,6 @@ class CpuPool:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        self.digest = ruleset.digest if ruleset is not None else None
         self._new = lambda: ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                                 initializer=_init_worker, initargs=(ruleset,))
         self.executor = self._new()
@@ -165,12 +164,11 @@ class CpuPool:
 
 
 class Poller:
-    """Polls sources with one fetcher; holds what a cycle needs (db, rules, config)."""
+    """Polls sources with one fetcher; holds what a cycle needs (db, rules, worker pool)."""
 
-    def __init__(self, db, feeds: FeedsConfig, matcher, fetcher: Fetcher, clock: Callable[[], dt.datetime] | None = None,
+    def __init__(self, db, matcher, fetcher: Fetcher, clock: Callable[[], dt.datetime] | None = None,
                  pool: CpuPool | None = None):
         self.db = db
-        self.feeds = feeds
         self.matcher = matcher
         self.fetcher = fetcher
         self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
@@ -295,7 +293,7 @@ async def run_cycle(db, feeds: FeedsConfig, matcher, sources: Iterable[Source] |
         pool = CpuPool(matcher.ruleset if matcher else None)
     result = CycleResult()
     states = source_states(db)
-    poller = Poller(db, feeds, matcher, fetcher, pool=pool)
+    poller = Poller(db, matcher, fetcher, pool=pool)
 
     written: asyncio.Queue = asyncio.Queue()
     # Backpressure: a poll holds a slot from its start until its batch is written, so finished polls

@@ -239,9 +239,7 @@ class Fetcher:
                 await self._get(url, policy, etag, last_modified, resp)
         except TimeoutError:
             resp.error = f"timed out after {policy.timeout:g}s (total deadline)"
-        except Blocked as exc:
-            resp.error = str(exc)
-        except FetchError as exc:
+        except FetchError as exc:  # includes Blocked (SSRF policy)
             resp.error = str(exc)
         except httpx.ConnectError as exc:
             resp.error = f"connection failed: {_reason(exc)}"

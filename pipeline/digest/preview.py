@@ -8,7 +8,7 @@ import os
 from .. import store
 from ..config import RuleSet
 from . import render
-from .select import build_groups, due_period
+from .select import build_groups, due_digests
 
 
 def preview(db, rules: RuleSet, email: str | None = None, now: dt.datetime | None = None) -> render.Rendered | None:
@@ -24,12 +24,5 @@ def preview(db, rules: RuleSet, email: str | None = None, now: dt.datetime | Non
 
 def due_now(db, rules: RuleSet, email: str | None = None, now: dt.datetime | None = None) -> list[dict]:
     now = now or dt.datetime.now(dt.timezone.utc)
-    out = []
-    for sub in store.subscribers(db, email):
-        period = due_period(sub, now)
-        if period is None or store.has_delivery(db, sub["email"], period):
-            continue
-        stories = sum(len(g.items) for g in build_groups(db, sub, rules))
-        if stories:
-            out.append({"subscriber": sub["email"], "period": period, "stories": stories})
-    return out
+    return [{"subscriber": sub["email"], "period": period, "stories": sum(len(g.items) for g in groups)}
+            for sub, period, groups in due_digests(db, rules, now, email)]

@@ -44,6 +44,17 @@ def due_period(sub: dict, now: dt.datetime) -> str | None:
     return None
 
 
+def due_digests(db, rules: RuleSet, now: dt.datetime, email: str | None = None):
+    """(subscriber, period, groups) for every digest due now that has something in it."""
+    for sub in store.subscribers(db, email):
+        period = due_period(sub, now)
+        if period is None or store.has_delivery(db, sub["email"], period):
+            continue
+        groups = build_groups(db, sub, rules)
+        if groups:  # no empty digests
+            yield sub, period, groups
+
+
 def followed_rules(sub: dict, rules: RuleSet) -> list[str]:
     """Rule ids a subscriber follows: named rules plus rules with a named tag; all when neither is set."""
     if not sub.get("rules") and not sub.get("tags"):

@@ -31,7 +31,7 @@ from pathlib import Path
 from .. import store
 from ..config import RuleSet
 from . import render
-from .select import build_groups, due_period
+from .select import due_digests
 
 log = logging.getLogger("borderwatch.digest")
 
@@ -217,13 +217,7 @@ def prepare_due(db, rules: RuleSet, now: dt.datetime, sender: str, email: str | 
                 unsubscribe_base: str | None = None) -> int:
     """Render and record (as pending) the digests due now; returns how many were created."""
     created = 0
-    for sub in store.subscribers(db, email):
-        period = due_period(sub, now)
-        if period is None or store.has_delivery(db, sub["email"], period):
-            continue
-        groups = build_groups(db, sub, rules)
-        if not groups:
-            continue  # no empty digests
+    for sub, period, groups in due_digests(db, rules, now, email):
         message_id = _message_id(sub["email"], period, sender)
         unsub = render.unsubscribe_header(sender, sub["token"], unsubscribe_base)
         rendered = render.render(groups, sub, now, unsub)

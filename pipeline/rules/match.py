@@ -112,16 +112,10 @@ def _add_secondary(matcher: "Matcher", ri: int, raw: list, joined: str) -> bool:
 
 
 def _evaluate(matcher: "Matcher", ri: int, raw: list, folded: Folded) -> Hit | None:
+    """Decide a candidate rule (``_add_secondary`` has already ruled out missing groups)."""
     rule = matcher.rules[ri]
     ngroups = matcher.group_counts[ri]
-    # Cheap pre-check before any position work: every group present, no exclusion.
-    present = {ref.group for _, _, ref in raw}
     regexes = matcher.regexes.get(ri, [])
-    if not regexes:
-        if -1 in present and not any(ref.cased for _, _, ref in raw if ref.group == -1):
-            return None
-        if any(g not in present for g in range(ngroups)):
-            return None
     if rule.near is None:
         raw = _first_occurrences(raw)
     occs = [o for o in (_resolve(s, e, ref, folded) for s, e, ref in raw) if o is not None]
