@@ -292,7 +292,7 @@ async def run_cycle(db, feeds: FeedsConfig, matcher, sources: Iterable[Source] |
     if own_pool:
         pool = CpuPool(matcher.ruleset if matcher else None)
     result = CycleResult()
-    states = source_states(db)
+    states = source_states(db, [s.id for s in sources])
     poller = Poller(db, matcher, fetcher, pool=pool)
 
     written: asyncio.Queue = asyncio.Queue()

@@ -272,7 +272,7 @@ class Runner:
 
     def _schedule_next(self, source) -> None:
         try:
-            state = store.source_states(self.app.db).get(source.id) or {}
+            state = store.source_states(self.app.db, [source.id]).get(source.id) or {}
         except Exception:  # noqa: BLE001 - an unreadable database must not unschedule the source
             state = {}
         planned = store.parse_iso(state.get("next_poll"))

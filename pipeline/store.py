@@ -196,8 +196,14 @@ def sync_sources(db: sqlite_utils.Database, sources) -> None:
         conn.execute(f"UPDATE sources SET enabled = 0 WHERE id NOT IN ({','.join('?' * len(ids))})", ids)
 
 
-def source_states(db: sqlite_utils.Database) -> dict[str, dict]:
-    return {r["id"]: r for r in db.query("SELECT * FROM sources")}
+def source_states(db: sqlite_utils.Database, ids: list[str] | None = None) -> dict[str, dict]:
+    """Poll state by source id: all sources, or only ``ids`` (the scheduler asks for one at a time)."""
+    if ids is None:
+        return {r["id"]: r for r in db.query("SELECT * FROM sources")}
+    out: dict[str, dict] = {}
+    for chunk in _chunks(ids):
+        out.update((r["id"], r) for r in db.query(f"SELECT * FROM sources WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+    return out
 
 
 @dataclass
