@@ -132,6 +132,7 @@ class Runner:
         self.clock = clock
         self.owner = _owner()
         self.inflight: set[asyncio.Task] = set()
+        self.polling: set[str] = set()  # sources whose poll is running (their job is re-added when it ends)
         self.stopping: asyncio.Event | None = None
         self._configs: dict = {}
         self._last_errors: str | None = None
@@ -235,6 +236,8 @@ class Runner:
             spread = min(source.interval * 0.1, len(wanted) * 0.05)  # never-polled sources: no burst at start
             first = max(stored, now) if stored else now + dt.timedelta(seconds=random.uniform(0, spread))
             changed = sid in self._configs and self._configs[sid] != source
+            if sid in self.polling and not changed:
+                continue  # the running poll reschedules it
             if changed:
                 first = now
             if changed or self.scheduler.get_job(job_id) is None:
@@ -249,6 +252,7 @@ class Runner:
             return
         task = asyncio.current_task()
         self.inflight.add(task)
+        self.polling.add(source_id)
         try:
             result = await run_cycle(self.app.db, self.app.feeds, self.app.matcher, [source], self.fetcher,
                                      on_report=self.metrics.poll, pool=self.pool)
@@ -259,6 +263,7 @@ class Runner:
             log.exception("poll of %s failed outside the source's own handling", source_id)
         finally:
             self.inflight.discard(task)
+            self.polling.discard(source_id)
             if not self.stopping.is_set():
                 self._schedule_next(source)
 
