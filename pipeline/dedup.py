@@ -1,7 +1,8 @@
 """Duplicates and stories: canonical URLs, content fingerprints, shingle sketches.
 
-- ``canonical_url``: one spelling per article URL (tracking parameters, fragments,
-  case of scheme/host and default ports removed).
+- ``canonical_url``: one spelling per article URL (w3lib's canonical form: sorted
+  parameters, normalised percent-encoding and dot segments; tracking parameters,
+  fragments and default ports removed).
 - ``fingerprint``: a hash of the article's folded words; the same text under
   another URL is the same article.
 - ``sketch``: a content-defined sample of 5-word shingles (Manber-style anchors:
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
+
+from w3lib.url import canonicalize_url
 
 SHINGLE = 5
 ANCHOR_MASK = 7  # keep 1 in 8 positions
@@ -32,21 +35,40 @@ TRACKING_PREFIXES = ("utm_", "hsa_", "pk_", "mtm_", "at_", "vero_", "oly_")
 
 
 def canonical_url(url: str, base: str | None = None) -> str:
-    """Normalise an article URL so that the same page always has the same key."""
+    """Normalise an article URL so that the same page always has the same key.
+
+    w3lib's ``canonicalize_url`` sorts query parameters, normalises percent-encoding
+    (and IDNA hosts), resolves ``.``/``..`` segments and drops the fragment; on top of
+    that the host is lower-cased, default ports (:80, :443) are dropped, and tracking
+    parameters are removed. Idempotent: ``canonical_url(canonical_url(u)) == canonical_url(u)``.
+    """
     url = (url or "").strip()
     if base:
         url = urljoin(base, url)
+    try:
+        url = canonicalize_url(url)
+    except (ValueError, UnicodeError):  # an odd port or host: keep the plain normalisation below
+        pass
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
     host = (parts.hostname or "").lower().rstrip(".")
-    if parts.port and not ((scheme == "http" and parts.port == 80) or (scheme == "https" and parts.port == 443)):
-        host = f"{host}:{parts.port}"
+    if ":" in host:
+        host = f"[{host}]"
+    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
+        host = f"{host}:{port}"
     if parts.username:
         host = f"{parts.username}@{host}"
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-             if k.lower() not in TRACKING_PARAMS and not k.lower().startswith(TRACKING_PREFIXES)]
-    path = parts.path or "/"
-    return urlunsplit((scheme, host, path, urlencode(query, doseq=True), ""))
+    query = "&".join(p for p in parts.query.split("&") if p and not _tracking(p.split("=", 1)[0]))
+    return urlunsplit((scheme, host, parts.path or "/", query, ""))
+
+
+def _tracking(key: str) -> bool:
+    key = unquote_plus(key).lower()
+    return key in TRACKING_PARAMS or key.startswith(TRACKING_PREFIXES)
 
 
 def fingerprint(words: list[str]) -> str:

@@ -19,13 +19,13 @@ import email.utils
 import ipaddress
 import socket
 import time
-import urllib.robotparser
 import zlib
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import brotli
 import httpx
+from protego import Protego
 
 from . import USER_AGENT
 
@@ -137,10 +137,12 @@ class _Decoder:
 
 
 class Robots:
-    """robots.txt rules per origin, cached for ROBOTS_TTL seconds."""
+    """robots.txt rules per origin (protego: longest match wins, ``*`` and ``$`` wildcards),
+    cached for ROBOTS_TTL seconds. A missing file (4xx) allows everything; an unreachable
+    one (5xx, network error) disallows everything until it answers (RFC 9309)."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[float, urllib.robotparser.RobotFileParser, str | None]] = {}
+        self._cache: dict[str, tuple[float, Protego | bool, str | None]] = {}
 
     async def refusal(self, fetcher: "Fetcher", url: str, policy: Policy) -> str | None:
         """None if ``url`` may be fetched, else why not."""
@@ -148,21 +150,29 @@ class Robots:
         origin = f"{parts.scheme}://{parts.netloc}"
         cached = self._cache.get(origin)
         if cached is None or time.time() - cached[0] > ROBOTS_TTL:
-            parser = urllib.robotparser.RobotFileParser()
             resp = await fetcher.get(origin + "/robots.txt", Policy(min(policy.timeout, 10), 500_000, policy.own_host, policy.allow_hosts))
             reason = None
             if resp.ok:
-                parser.parse(resp.body.decode("utf-8", "replace").splitlines())
+                rules: Protego | bool = Protego.parse(resp.body.decode("utf-8", "replace"))
             elif 400 <= resp.status < 500:  # no robots.txt: everything is allowed
-                parser.allow_all = True
+                rules = True
             else:  # unreachable: RFC 9309 says assume disallowed, retry later
-                parser.disallow_all = True
+                rules = False
                 reason = f"robots.txt unreachable ({resp.error}); not fetching pages until it answers"
-            cached = (time.time(), parser, reason)
+            cached = (time.time(), rules, reason)
             self._cache[origin] = cached
-        if cached[1].can_fetch("borderwatch", url):
+        rules = cached[1]
+        if rules is True or (rules is not False and robots_allow(rules, url)):
             return None
         return cached[2] or "disallowed by robots.txt"
+
+
+ROBOTS_TOKEN = "borderwatch"  # the product token robots.txt groups name (not the whole User-Agent)
+
+
+def robots_allow(rules: Protego, url: str) -> bool:
+    """Whether robots.txt rules let borderwatch fetch ``url``."""
+    return bool(rules.can_fetch(url, ROBOTS_TOKEN))
 
 
 class Fetcher:

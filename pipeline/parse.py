@@ -305,12 +305,20 @@ def _soup(body: bytes, headers: dict[str, str] | None = None) -> BeautifulSoup:
 
 
 def page_links(body: bytes, base_url: str, selector: str, headers: dict[str, str] | None = None) -> list[Entry]:
-    """Links to articles on a listing page, found by a CSS selector, as absolute http(s) URLs."""
+    """Links to articles on a listing page, found by a CSS selector, as absolute http(s) URLs.
+
+    A selector that matches nothing is a ParseError (a failed poll), not an empty success:
+    that is how a redesigned site announces itself.
+    """
     soup = _soup(body, headers)
     base = soup.find("base", href=True)
     base_url = urljoin(base_url, base["href"]) if base else base_url
     seen, entries = set(), []
-    for el in soup.select(selector):
+    matched = soup.select(selector)
+    if not matched:
+        raise ParseError(f"selector matched nothing: link_selector {selector!r} found no element on the page "
+                         "(has the site changed? fix link_selector in feeds.yaml)")
+    for el in matched:
         a = el if el.name == "a" else el.find("a", href=True)
         if a is None or not a.get("href"):
             continue
@@ -319,6 +327,9 @@ def page_links(body: bytes, base_url: str, selector: str, headers: dict[str, str
             continue
         seen.add(url)
         entries.append(Entry(url=url, title=clean_title(a.get_text(" ")), guid=url, teaser=True))
+    if not entries:
+        raise ParseError(f"selector matched nothing: link_selector {selector!r} matched {len(matched)} element(s) "
+                         "but no http(s) article link (fix link_selector in feeds.yaml)")
     return entries
 
 

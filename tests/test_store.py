@@ -258,3 +258,47 @@ def test_datasette_serves_canned_queries(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_url_migration_recanonicalises_and_merges_collisions_without_losing_deliveries(tmp_path):
+    """Migration 4 moves stored URLs to the w3lib canonical form; rows that become one URL merge into
+    the oldest, keeping its GUIDs, hits and delivery records (so nothing already sent is owed again)."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    import sqlite_utils
+
+    old = sqlite_utils.Database(conn)
+    store.apply_migrations(old, upto=3)
+    conn.execute("INSERT INTO sources (id, name, url) VALUES ('s', 'S', 'http://s/')")
+    conn.execute("INSERT INTO stories (id, title, copies) VALUES (1, 't', 1), (2, 't2', 1)")
+    rows = [(1, "https://x.example:443/a/./b/../story?b=2&a=1", 1, "fp1"),  # -> https://x.example/a/story?a=1&b=2
+            (2, "https://x.example/a/story?a=1&b=2&utm_source=feed", 2, "fp2"),  # same page, stored twice before
+            (3, "http://x.example/caf%c3%a9?q=%7e", 2, "fp3"),  # only its spelling changes
+            (4, "https://x.example/other", 2, "fp4")]  # unchanged
+    for aid, url, story, fp in rows:
+        conn.execute("INSERT INTO articles (id, source, guid, url, title, text, published, fetched, fingerprint, story)"
+                     " VALUES (?, 's', ?, ?, 'T', 'fentanyl text', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', ?, ?)",
+                     (aid, f"g{aid}", url, fp, story))
+        conn.execute("INSERT INTO guids (source, guid, article) VALUES ('s', ?, ?)", (f"g{aid}", aid))
+    conn.execute("INSERT INTO hits (id, article, rule, terms, snippet, marks, created) VALUES"
+                 " (1, 1, 'fentanyl', '[]', 's', '[]', 'x'), (2, 2, 'fentanyl', '[]', 's', '[]', 'x'),"
+                 " (3, 2, 'cartels', '[]', 's', '[]', 'x')")
+    conn.execute("INSERT INTO subscribers (email, token, created) VALUES ('a@x.example', 't', 'x')")
+    conn.execute("INSERT INTO deliveries (id, subscriber, period, message_id, status, created) VALUES"
+                 " (1, 'a@x.example', 'p', 'm', 'sent', 'x')")
+    conn.execute("INSERT INTO delivery_hits (delivery, hit, story) VALUES (1, 2, 2), (1, 3, 2)")
+    conn.close()
+
+    db = store.connect(path)
+    assert store.schema_version(db) == len(store.MIGRATIONS)
+    urls = {r["id"]: r["url"] for r in db.query("SELECT id, url FROM articles")}
+    assert urls == {1: "https://x.example/a/story?a=1&b=2", 3: "http://x.example/caf%C3%A9?q=~",
+                    4: "https://x.example/other"}
+    assert {r["guid"]: r["article"] for r in db.query("SELECT guid, article FROM guids")} == {
+        "g1": 1, "g2": 1, "g3": 3, "g4": 4}
+    assert sorted((r["article"], r["rule"]) for r in db.query("SELECT article, rule FROM hits")) == [
+        (1, "cartels"), (1, "fentanyl")]
+    # the sent delivery still covers both rules: its fentanyl record now points at the kept hit
+    assert sorted(r["hit"] for r in db.query("SELECT hit FROM delivery_hits")) == [1, 3]
+    assert store.owed_hits(db, "a@x.example", ["fentanyl", "cartels"], "") == []
+    assert [r["title"] for r in store.query_hits(db, store.HitQuery(search="fentanyl"))] == ["T"]

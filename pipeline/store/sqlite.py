@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +44,7 @@ def parse_iso(value: str | None) -> dt.datetime | None:
 
 # --------------------------------------------------------------------------- schema
 
-MIGRATIONS: list[str] = [
+MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     # 1: ingestion (the first released schema)
     """
     CREATE TABLE sources (
@@ -111,6 +111,8 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT, updated TEXT);
     """,
+    # 4: stored URLs in the current canonical form (sorted parameters, percent-encoding, dot segments)
+    lambda conn: recanonicalise_urls(conn),
 ]
 
 
@@ -149,13 +151,59 @@ def apply_migrations(db: sqlite_utils.Database, upto: int | None = None) -> int:
     while version < target:
         with transaction(db):
             if schema_version(db) == version:  # another process may have migrated meanwhile
-                for statement in _statements(MIGRATIONS[version]):
+                step = MIGRATIONS[version]
+                for statement in ([] if callable(step) else _statements(step)):
                     db.execute(statement)
+                if callable(step):
+                    step(db.conn)
                 db.execute(f"PRAGMA user_version = {version + 1}")
         version = schema_version(db)
     if version >= 1:
         _fts(db)
     return version
+
+
+def recanonicalise_urls(conn: sqlite3.Connection) -> int:
+    """Move stored article URLs to the current ``canonical_url`` form; returns the rows changed.
+
+    Rows whose URLs become equal are one article: the oldest row is kept and the others
+    are merged into it (their GUIDs, hits and delivery records move to it; a hit for a rule
+    the kept row already has is dropped after its deliveries point at the kept hit), so
+    nothing that was sent is sent again. Runs inside the migration's transaction.
+    """
+    from .dedup import canonical_url
+
+    groups: dict[str, list[tuple[int, str]]] = {}
+    for aid, url in conn.execute("SELECT id, url FROM articles ORDER BY id"):
+        groups.setdefault(canonical_url(url), []).append((aid, url))
+    changed = 0
+    moves: list[tuple[int, str]] = []
+    for new, rows in groups.items():
+        keep = rows[0][0]
+        for dropped, _ in rows[1:]:
+            _merge_article(conn, keep, dropped)
+            changed += 1
+        if rows[0][1] != new:
+            moves.append((keep, new))
+    # Two steps, so that no intermediate state has two rows with one URL.
+    conn.executemany("UPDATE articles SET url = ? WHERE id = ?", [(f"\x00moving:{aid}", aid) for aid, _ in moves])
+    conn.executemany("UPDATE articles SET url = ? WHERE id = ?", [(new, aid) for aid, new in moves])
+    return changed + len(moves)
+
+
+def _merge_article(conn: sqlite3.Connection, keep: int, dropped: int) -> None:
+    """Fold article ``dropped`` into ``keep`` and delete it."""
+    conn.execute("UPDATE OR IGNORE guids SET article = ? WHERE article = ?", (keep, dropped))
+    for hit, rule in conn.execute("SELECT id, rule FROM hits WHERE article = ?", (dropped,)).fetchall():
+        twin = conn.execute("SELECT id FROM hits WHERE article = ? AND rule = ?", (keep, rule)).fetchone()
+        if twin is None:
+            conn.execute("UPDATE hits SET article = ? WHERE id = ?", (keep, hit))
+        else:
+            conn.execute("UPDATE OR IGNORE delivery_hits SET hit = ? WHERE hit = ?", (twin[0], hit))
+    story = conn.execute("SELECT story FROM articles WHERE id = ?", (dropped,)).fetchone()[0]
+    conn.execute("DELETE FROM articles WHERE id = ?", (dropped,))
+    if story is not None:
+        conn.execute("UPDATE stories SET copies = max(copies - 1, 1) WHERE id = ?", (story,))
 
 
 def _statements(script: str) -> list[str]:
