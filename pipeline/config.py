@@ -185,13 +185,15 @@ class Source:
     name: str = ""
     type: str = "feed"  # feed | page
     interval: float = 900.0
-    timeout: float = 20.0
+    timeout: float = 20.0  # total deadline per request
     link_selector: str | None = None
     fetch_articles: bool = False
     enabled: bool = True
     allow_hosts: tuple[str, ...] = ()
     max_bytes: int = 10_000_000
     line: int = 0
+    connect_timeout: float | None = None  # default: the total timeout
+    read_timeout: float | None = None  # default: the total timeout
 
     @property
     def host(self) -> str:
@@ -238,6 +240,37 @@ def _duration_field(chk: _Checker, mapping: LineDict, key: str, default: float, 
     return value
 
 
+_TIMEOUT_KEYS = ("connect", "read", "total")
+
+
+def _timeout_field(chk: _Checker, mapping: LineDict, default: tuple[float, float | None, float | None]
+                   ) -> tuple[float, float | None, float | None]:
+    """``timeout: 60s`` (connect, read and total) or ``timeout: {connect: 10s, read: 30s, total: 60s}``.
+
+    Returns (total, connect, read); connect/read None mean "the total"."""
+    if "timeout" not in mapping:
+        return default
+    value = mapping["timeout"]
+    line = mapping.line_of("timeout")
+    if not isinstance(value, dict):
+        total = parse_duration(value)
+        if total is None or total < 0.1:
+            chk.add(line, f"timeout must be a duration like 20s (minimum 0.1s) or a mapping of connect/read/total, got {value!r}")
+            return default
+        return total, None, None
+    chk.unknown_keys(value, set(_TIMEOUT_KEYS), "timeout")
+    found: dict[str, float | None] = {}
+    for key in _TIMEOUT_KEYS:
+        if key in value:
+            seconds = parse_duration(value[key])
+            if seconds is None or seconds < 0.1:
+                chk.add(value.line_of(key), f"timeout {key} must be a duration like 20s (minimum 0.1s), got {value[key]!r}")
+                seconds = None
+            found[key] = seconds
+    total = found.get("total") or max([v for v in (found.get("connect"), found.get("read")) if v] or [default[0]])
+    return total, found.get("connect"), found.get("read")
+
+
 def _bool_field(chk: _Checker, mapping: LineDict, key: str, default: bool) -> bool:
     value = mapping.get(key, default)
     if not isinstance(value, bool):
@@ -268,7 +301,7 @@ def parse_feeds(data: Any, file: str) -> tuple[FeedsConfig | None, list[ConfigIs
         defaults = LineDict()
     chk.unknown_keys(defaults, _DEFAULT_KEYS, "defaults")
     d_interval = _duration_field(chk, defaults, "interval", 900.0, minimum=1)
-    d_timeout = _duration_field(chk, defaults, "timeout", 20.0, minimum=0.1)
+    d_timeout = _timeout_field(chk, defaults, (20.0, None, None))
     d_fetch = _bool_field(chk, defaults, "fetch_articles", False)
     d_hosts = _hosts_field(chk, defaults, "allow_hosts", ())
     d_max = parse_size(defaults.get("max_bytes", 10_000_000))
@@ -314,10 +347,11 @@ def parse_feeds(data: Any, file: str) -> tuple[FeedsConfig | None, list[ConfigIs
             name = sid
         if not ok:
             continue
+        total, connect, read = _timeout_field(chk, raw, d_timeout)
         sources.append(Source(
             id=sid, url=raw["url"].strip(), name=name, type=stype,
             interval=_duration_field(chk, raw, "interval", d_interval, minimum=1),
-            timeout=_duration_field(chk, raw, "timeout", d_timeout, minimum=0.1),
+            timeout=total, connect_timeout=connect, read_timeout=read,
             link_selector=selector,
             fetch_articles=_bool_field(chk, raw, "fetch_articles", True if stype == "page" else d_fetch),
             enabled=_bool_field(chk, raw, "enabled", True),

@@ -190,7 +190,8 @@ class Poller:
 
     async def poll(self, source: Source, state: dict | None) -> PollOutcome:
         state = state or {}
-        policy = Policy(source.timeout, source.max_bytes, source.host, source.allow_hosts)
+        policy = Policy(source.timeout, source.max_bytes, source.host, source.allow_hosts,
+                        source.connect_timeout, source.read_timeout)
         started = time.perf_counter()
         refusal = await self.fetcher.robots.refusal(self.fetcher, source.url, policy) if source.type == "page" else None
         if refusal:

@@ -67,10 +67,18 @@ class Blocked(FetchError):
 class Policy:
     """What one request may do."""
 
-    timeout: float = 20.0
+    timeout: float = 20.0  # total deadline for the whole request (redirects and body included)
     max_bytes: int = 10_000_000
     own_host: str = ""
     allow_hosts: tuple[str, ...] = ()
+    connect: float | None = None  # to open a connection; default: the total
+    read: float | None = None  # longest wait for the next bytes; default: the total
+
+    def httpx_timeout(self) -> httpx.Timeout:
+        """Per-request httpx limits: without them httpx applies its own 5 s default."""
+        connect = min(self.connect or self.timeout, self.timeout)
+        read = min(self.read or self.timeout, self.timeout)
+        return httpx.Timeout(connect=connect, read=read, write=read, pool=self.timeout)
 
 
 def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -249,12 +257,16 @@ class Fetcher:
                 await self._get(url, policy, etag, last_modified, resp)
         except TimeoutError:
             resp.error = f"timed out after {policy.timeout:g}s (total deadline)"
+        except httpx.ConnectTimeout:
+            resp.error = f"timed out after {policy.httpx_timeout().connect:g}s connecting (connect timeout)"
+        except (httpx.ReadTimeout, httpx.WriteTimeout):
+            resp.error = f"timed out after {policy.httpx_timeout().read:g}s without data (read timeout)"
+        except httpx.PoolTimeout:
+            resp.error = f"timed out after {policy.timeout:g}s waiting for a free connection (pool timeout)"
         except FetchError as exc:  # includes Blocked (SSRF policy)
             resp.error = str(exc)
         except httpx.ConnectError as exc:
             resp.error = f"connection failed: {_reason(exc)}"
-        except httpx.TimeoutException:
-            resp.error = f"timed out after {policy.timeout:g}s"
         except httpx.HTTPError as exc:
             resp.error = f"HTTP error: {_reason(exc)}"
         except (OSError, zlib.error, brotli.error) as exc:
@@ -286,7 +298,8 @@ class Fetcher:
             client, sem = self._client(f"{parts.scheme}://{host}:{port}")
             extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
             async with sem:
-                request = client.build_request("GET", target, headers=headers, extensions=extensions)
+                request = client.build_request("GET", target, headers=headers, extensions=extensions,
+                                               timeout=policy.httpx_timeout())
                 r = await client.send(request, stream=True)
                 try:
                     resp.status = r.status_code

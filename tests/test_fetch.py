@@ -1,0 +1,79 @@
+"""Timeouts: the configured limits are the ones applied, and the error names the one that fired."""
+
+from __future__ import annotations
+
+import asyncio
+
+from conftest import Reply, rss
+
+from pipeline.config import load_feeds
+from pipeline.fetch import Fetcher, Policy
+
+FEED = rss([{"title": "Slow press room", "link": "https://x.example/slow", "guid": "s", "description": "d"}])
+
+
+def get(url: str, policy: Policy):
+    async def go():
+        async with Fetcher() as f:
+            return await f.get(url, policy)
+
+    return asyncio.run(go())
+
+
+def test_read_timeout_from_feeds_yaml_fires_and_is_named(server, write):
+    # The server answers after 15 s; the read limit (0.3 s) must be the one that fires, not
+    # httpx's 5 s default and not the 60 s total.
+    server.routes["/late"] = Reply(body=FEED, delay=15)
+    feeds = load_feeds(write("feeds.yaml", f"""
+        sources:
+          - id: late
+            url: {server.url("/late")}
+            timeout: {{read: 0.3s, total: 60s}}
+    """))
+    src = feeds.get("late")
+    assert (src.timeout, src.read_timeout, src.connect_timeout) == (60.0, 0.3, None)
+    r = get(src.url, Policy(src.timeout, src.max_bytes, src.host, (), src.connect_timeout, src.read_timeout))
+    assert r.error == "timed out after 0.3s without data (read timeout)"
+
+
+def test_total_deadline_is_named_when_it_fires(server):
+    server.routes["/late"] = Reply(body=FEED, delay=15)
+    r = get(server.url("/late"), Policy(timeout=0.4, own_host="127.0.0.1", read=30))
+    assert r.error == "timed out after 0.4s (total deadline)"
+
+
+def test_configured_timeout_longer_than_httpx_default_is_honoured(server):
+    # httpx gives up after 5 s unless told otherwise: a feed that answers after 6 s with
+    # `timeout: 60s` must be fetched, not failed with a misleading "timed out after 60s".
+    server.routes["/slowish"] = Reply(body=FEED, delay=6)
+    r = get(server.url("/slowish"), Policy(timeout=60, own_host="127.0.0.1"))
+    assert r.error is None and r.status == 200 and r.body == FEED
+
+
+def test_timeout_mapping_is_validated(write):
+    bad = write("feeds.yaml", """
+        defaults: {timeout: {connect: 5s, read: soon, linger: 3s}}
+        sources:
+          - id: a
+            url: https://example.org/feed
+    """)
+    import pytest
+
+    from pipeline.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        load_feeds(bad)
+    text = str(err.value)
+    assert "timeout read must be a duration" in text and "unknown key 'linger' in timeout" in text
+    ok = write("ok.yaml", """
+        defaults: {timeout: {connect: 5s, read: 30s}}
+        sources:
+          - id: a
+            url: https://example.org/feed
+          - id: b
+            url: https://example.org/feed2
+            timeout: 90s
+    """)
+    cfg = load_feeds(ok)
+    assert (cfg.get("a").connect_timeout, cfg.get("a").read_timeout, cfg.get("a").timeout) == (5, 30, 30)
+    assert (cfg.get("b").connect_timeout, cfg.get("b").read_timeout, cfg.get("b").timeout) == (None, None, 90)
