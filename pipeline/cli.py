@@ -121,7 +121,9 @@ def run(once: bool, as_json: bool, log_format: str, log_level: str, metrics_port
             echo_json(summary)
         else:
             _print_summary(summary)
-        sys.exit(EXIT_RUNTIME if summary["sources"] and summary["ok"] == 0 else 0)
+        d = summary.get("digests") or {}
+        delivery_failed = bool(d.get("retry") or d.get("failed") or d.get("unknown"))
+        sys.exit(EXIT_RUNTIME if (summary["sources"] and summary["ok"] == 0) or delivery_failed else 0)
     from .schedule import Runner, AlreadyRunning
 
     try:
@@ -140,6 +142,8 @@ def _print_summary(s: dict) -> None:
     if d:
         click.echo(f"digests: {d['created']} new, {d['sent']} sent, {d['retry']} to retry, {d['failed']} failed"
                    + (f"; files: {', '.join(d['files'])}" if d["files"] else ""))
+        for e in d.get("errors", []):
+            click.echo(f"  delivery failed: {e}", err=True)
 
 
 # --------------------------------------------------------------------------- check
@@ -349,12 +353,25 @@ def _hits_table(records: list[dict]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of sources.")
 @click.option("--check", "health", is_flag=True,
               help="Health check: exit 1 if the scheduler is not running or most sources are failing.")
-def status(as_json: bool, health: bool, **kw) -> None:
-    """Every source with its last poll, last success, failures, last error and next poll."""
+@click.option("--deliveries", is_flag=True,
+              help="Digests owed with an error, failed or of unknown outcome: last error and next attempt.")
+def status(as_json: bool, health: bool, deliveries: bool, **kw) -> None:
+    """Every source with its last poll, last success, failures, last error and next poll.
+
+    Times are UTC. Digests that could not be delivered are listed after the sources
+    (with --deliveries: only them; with --json: a JSON array of them).
+    """
     from .status import health_problems, source_status
 
     s = settings(kw)
     db = store.connect(s.db)
+    if deliveries:
+        problems = store.delivery_problems(db)
+        if as_json:
+            echo_json(problems)
+        else:
+            _delivery_lines(problems, store.delivery_summary(db))
+        return
     try:
         feeds = load_feeds(s.feeds)
     except ConfigError as exc:
@@ -398,9 +415,18 @@ def _status_table(rows: list[dict], db) -> None:
     if config_errors:
         console.print(f"[red]configuration errors[/red] (seen by run at {config_errors[1]}; the last valid version is in force):")
         console.print(Text(config_errors[0]))
-    deliveries = store.delivery_summary(db)
-    if deliveries:
-        console.print("deliveries: " + ", ".join(f"{k} {v}" for k, v in sorted(deliveries.items())))
+    _delivery_lines(store.delivery_problems(db), store.delivery_summary(db))
+
+
+def _delivery_lines(problems: list[dict], summary: dict[str, int]) -> None:
+    """Delivery counts, then each digest that is owed with an error, failed or unknown, with the reason."""
+    if summary:
+        click.echo("deliveries: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.items())))
+    for p in problems:
+        when = (f"; next attempt {p['next_attempt'].replace('T', ' ').rstrip('Z')} UTC"
+                if p["status"] == "pending" and p["next_attempt"] else "")
+        click.echo(f"  {p['status']} {p['subscriber']} ({p['period']}, {p['attempts']} attempts): "
+                   f"{p['last_error'] or 'no error recorded'}{when}")
 
 
 # --------------------------------------------------------------------------- subscribers

@@ -260,7 +260,7 @@ class Poller:
                     return e if source.type == "feed" else None
                 r = await self.fetcher.get(e.url, policy)
             if not r.ok:
-                log.info("article page %s failed: %s", e.url, r.error)
+                log.warning("article page %s failed: %s", e.url, r.error)
                 return e if source.type == "feed" else None
             page = await asyncio.to_thread(extract_article, r.body, r.final_url or e.url, r.headers)
             if page.canonical:
@@ -339,7 +339,7 @@ async def run_cycle(db, feeds: FeedsConfig, matcher, sources: Iterable[Source] |
                               sum(len(a.hits) for a in inserted), outcome.elapsed_ms, outcome.error,
                               outcome.ok and outcome.status == 304)
         result.reports.append(report)
-        log.info("poll source=%s status=%s new=%d hits=%d ms=%.0f%s", outcome.source, outcome.status or "-",
+        log.log(logging.WARNING if outcome.error else logging.INFO, "poll source=%s status=%s new=%d hits=%d ms=%.0f%s", outcome.source, outcome.status or "-",
                  report.new_articles, report.new_hits, report.ms, f" error={outcome.error}" if outcome.error else "",
                  extra={"source": outcome.source, "status": outcome.status, "new_items": report.new_articles,
                         "new_hits": report.new_hits, "ms": round(report.ms), "error": outcome.error})

@@ -323,8 +323,11 @@ class Runner:
         report = await asyncio.to_thread(send)
         self.metrics.sent(report["sent"])
         if report["created"] or report["sent"] or report["errors"]:
-            log.info("digests: %d new, %d sent, %d retry, %d failed", report["created"], report["sent"],
-                     report["retry"], report["failed"])
+            log.log(logging.WARNING if report["errors"] else logging.INFO,
+                    "digests: %d new, %d sent, %d retry, %d failed", report["created"], report["sent"],
+                    report["retry"], report["failed"])
+        for error in report["errors"]:  # the reason, not only a count (also shown by `borderwatch status`)
+            log.warning("delivery failed: %s", error)
 
     async def prune(self) -> None:
         cutoff = store.iso(self.clock() - dt.timedelta(days=int(os.environ.get("BORDERWATCH_RETENTION_DAYS", "365"))))

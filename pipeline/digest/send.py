@@ -37,6 +37,7 @@ log = logging.getLogger("borderwatch.digest")
 
 RETRY_BASE = 60.0
 RETRY_CAP = 6 * 3600.0
+RETRY_CAP_IMMEDIATE = 300.0  # an immediate alert waits minutes, not hours, once SMTP is back
 
 
 class TransientError(Exception):
@@ -247,11 +248,23 @@ def send_due(db, rules: RuleSet, now: dt.datetime | None = None, transport=None,
     report.recovered = recover(db, transport)
     report.created = prepare_due(db, rules, now, sender, email, os.environ.get("BORDERWATCH_UNSUBSCRIBE_URL"))
     try:
+        attempted = set()
         for d in store.due_deliveries(db, store.iso(now), email):
+            attempted.add(d["id"])
             _deliver(db, transport, d, sender, now, report)
+        if report.sent:  # the server works again: what is still backing off goes out now
+            for d in store.due_deliveries(db, store.iso(now), email, waiting=True):
+                if d["id"] not in attempted:
+                    _deliver(db, transport, d, sender, now, report)
     finally:
         transport.close()
     return report
+
+
+def retry_delay(attempts: int, cadence: str | None) -> float:
+    """Exponential back-off after ``attempts`` failed tries, capped (much lower for immediate alerts)."""
+    cap = RETRY_CAP_IMMEDIATE if cadence == "immediate" else RETRY_CAP
+    return min(RETRY_BASE * 2 ** min(attempts, 20), cap)
 
 
 def _deliver(db, transport, d: dict, sender: str, now: dt.datetime, report: SendReport) -> None:
@@ -260,7 +273,7 @@ def _deliver(db, transport, d: dict, sender: str, now: dt.datetime, report: Send
         transport.send(sender, d["subscriber"], d["message"],
                        on_committing=lambda: store.set_delivery(db, d["id"], "committing"))
     except TransientError as exc:
-        delay = min(RETRY_BASE * 2 ** d["attempts"], RETRY_CAP)
+        delay = retry_delay(d["attempts"], d.get("cadence"))
         store.set_delivery(db, d["id"], "pending", str(exc), store.iso(now + dt.timedelta(seconds=delay)))
         report.retry += 1
         report.errors.append(f"{d['subscriber']}: {exc} (retry in {delay:.0f}s)")

@@ -585,10 +585,22 @@ def create_delivery(db: sqlite_utils.Database, email: str, period: str, message_
         return delivery
 
 
-def due_deliveries(db: sqlite_utils.Database, now: str, email: str | None = None) -> list[dict]:
-    sql = ("SELECT * FROM deliveries WHERE status = 'pending' AND (next_attempt IS NULL OR next_attempt <= ?)"
-           + (" AND subscriber = ?" if email else "") + " ORDER BY id")
+def due_deliveries(db: sqlite_utils.Database, now: str, email: str | None = None, waiting: bool = False) -> list[dict]:
+    """Pending deliveries whose next attempt is due (or, with ``waiting``, those still backing off),
+    with the subscriber's cadence."""
+    sql = ("SELECT d.*, s.cadence FROM deliveries d LEFT JOIN subscribers s ON s.email = d.subscriber"
+           " WHERE d.status = 'pending' AND "
+           + ("d.next_attempt > ?" if waiting else "(d.next_attempt IS NULL OR d.next_attempt <= ?)")
+           + (" AND d.subscriber = ?" if email else "") + " ORDER BY d.id")
     return list(db.query(sql, [now, email] if email else [now]))
+
+
+def delivery_problems(db: sqlite_utils.Database, limit: int = 20) -> list[dict]:
+    """Deliveries owed with an error, failed or of unknown outcome: what `status` reports."""
+    return list(db.query(
+        "SELECT subscriber, period, status, attempts, last_error, next_attempt, created FROM deliveries"
+        " WHERE (status = 'pending' AND last_error IS NOT NULL) OR status IN ('failed', 'unknown')"
+        " ORDER BY CASE status WHEN 'pending' THEN 0 WHEN 'failed' THEN 1 ELSE 2 END, id DESC LIMIT ?", [limit]))
 
 
 def deliveries_in(db: sqlite_utils.Database, statuses: tuple[str, ...]) -> list[dict]:
