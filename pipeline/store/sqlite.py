@@ -171,7 +171,7 @@ def recanonicalise_urls(conn: sqlite3.Connection) -> int:
     the kept row already has is dropped after its deliveries point at the kept hit), so
     nothing that was sent is sent again. Runs inside the migration's transaction.
     """
-    from .dedup import canonical_url
+    from ..dedup import canonical_url
 
     groups: dict[str, list[tuple[int, str]]] = {}
     for aid, url in conn.execute("SELECT id, url FROM articles ORDER BY id"):
