@@ -81,7 +81,34 @@ def setup_logging(level: str, fmt: str) -> None:
     configure(level, fmt)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class Main(click.Group):
+    """The command group; failures that are not bugs become one line on stderr, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except store.StoreError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_CONFIG if exc.usage else EXIT_RUNTIME)
+        except ConfigError as exc:
+            for issue in exc.issues:
+                click.echo(str(issue), err=True)
+            sys.exit(EXIT_CONFIG)
+        except sqlite3.Error as exc:
+            click.echo(f"error: database: {exc}; check --db and that no other process holds it", err=True)
+            sys.exit(EXIT_RUNTIME)
+        except OSError as exc:
+            where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+            click.echo(f"error:{where}: {exc.strerror or exc}; check the path and its permissions", err=True)
+            sys.exit(EXIT_RUNTIME)
+        except Exception as exc:
+            if type(exc).__name__ == "AlreadyRunning":  # schedule.AlreadyRunning (not imported for every command)
+                click.echo(f"error: {exc}", err=True)
+                sys.exit(EXIT_RUNTIME)
+            raise
+
+
+@click.group(cls=Main, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="borderwatch")
 def main() -> None:
     """borderwatch: watch news sources on US-Mexico security and migration, match keyword
@@ -248,7 +275,7 @@ def rules_backtest(since: str | None, as_json: bool, apply: bool, show: int, **k
 
     s = settings(kw)
     matcher = compile_rules(load_rules(s.keywords))
-    db = store.connect(s.db)
+    db = store.connect(s.db) if apply else store.connect_readonly(s.db)
     result = backtest(db, matcher, when_option(since))
     titles = store.article_titles(db, [a for a, _ in result.added] + [a for a, _ in result.removed])
     written = store.backfill_hits(db, result.added) if apply else 0
@@ -297,7 +324,7 @@ def hits(rule_ids, tags, source, since, until, search, limit, as_json, as_csv, *
         ruleset = load_rules(s.keywords)
         tagged = [r.id for r in ruleset.rules if set(tags) & set(r.tags)]
         rules_filter = [r for r in (rules_filter or tagged) if r in tagged]
-    db = store.connect(s.db)
+    db = store.connect_readonly(s.db)
     q = store.HitQuery(rules_filter, source, when_option(since), when_option(until), search, limit)
     try:
         rows = store.query_hits(db, q)
@@ -364,7 +391,7 @@ def status(as_json: bool, health: bool, deliveries: bool, **kw) -> None:
     from .status import health_problems, source_status
 
     s = settings(kw)
-    db = store.connect(s.db)
+    db = store.connect_readonly(s.db)
     if deliveries:
         problems = store.delivery_problems(db)
         if as_json:
@@ -470,7 +497,7 @@ def subscribers_add(email, rule_ids, tags, cadence, hour, weekday, tz, **kw) -> 
 @click.option("--json", "as_json", is_flag=True)
 def subscribers_list(as_json: bool, **kw) -> None:
     """List subscribers."""
-    db = store.connect(settings(kw).db)
+    db = store.connect_readonly(settings(kw).db)
     rows = store.subscribers(db)
     if as_json:
         echo_json([{k: r[k] for k in ("email", "rules", "tags", "cadence", "hour", "weekday", "tz", "created")} for r in rows])
@@ -518,7 +545,9 @@ def digest_preview(email: str | None, out: str | None, **kw) -> None:
     from .digest.preview import preview
 
     s = settings(kw)
-    db = store.connect(s.db)
+    if out and not Path(out).resolve().parent.is_dir():
+        raise click.BadParameter(f"directory {Path(out).parent} does not exist; create it first", param_hint="--out")
+    db = store.connect_readonly(s.db)
     result = preview(db, load_rules(s.keywords), email)
     if result is None:
         click.echo("nothing to preview: no subscriber" + (f" {email}" if email else "s") + " or no new hits", err=True)
@@ -590,7 +619,7 @@ def browse(host: str, port: int, no_open: bool, **kw) -> None:
     from .browse import serve_command
 
     db_path = settings(kw).db
-    store.connect(db_path)  # make sure it exists and is migrated
+    store.connect_readonly(db_path).close()  # it exists and is a borderwatch database
     try:
         cmd = serve_command(db_path, host, port, open_browser=not no_open)
     except RuntimeError as exc:

@@ -14,6 +14,8 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import urllib.parse
+from pathlib import Path
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,18 +123,87 @@ def _fts(db: sqlite_utils.Database) -> None:
         db["articles"].enable_fts(["title", "text"], create_triggers=True, tokenize="unicode61 remove_diacritics 2")
 
 
+class StoreError(Exception):
+    """The database cannot be used as asked. The message says what is wrong and what to do;
+    ``usage`` is True when the cause is the command line (a wrong --db), not the machine."""
+
+    def __init__(self, message: str, usage: bool = False):
+        super().__init__(message)
+        self.usage = usage
+
+
+def _check_path(path: str, must_exist: bool) -> None:
+    p = Path(path)
+    if p.is_dir():
+        raise StoreError(f"--db {path} is a directory, not a database file; give the path of a .db file", usage=True)
+    if not p.exists():
+        if must_exist:
+            raise StoreError(f"no database at {path}: check --db (or BORDERWATCH_DB), or create it with "
+                             "`borderwatch run --once`", usage=True)
+        if not p.parent.is_dir():
+            raise StoreError(f"cannot create the database {path}: directory {p.parent} does not exist; "
+                             "create it or give --db another path", usage=True)
+
+
+def _explain(exc: sqlite3.Error, path: str, writing: bool) -> StoreError:
+    text = str(exc)
+    if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
+        return StoreError(f"{path} is not a borderwatch database ({text}); check --db", usage=True)
+    if "readonly" in text or "read-only" in text:
+        return StoreError(f"cannot write {path}: the file or its directory is read-only; read commands (hits, status, "
+                          "subscribers list, digest preview) still work, or run this as a user who can write it")
+    if "locked" in text or "busy" in text:
+        return StoreError(f"{path} is locked by another process (a long write?); try again in a moment")
+    if "unable to open" in text:
+        return StoreError(f"cannot open {path} ({text}); check the path and its permissions", usage=not writing)
+    return StoreError(f"database {path}: {text}")
+
+
 def connect(path: str | os.PathLike, migrate: bool = True) -> sqlite_utils.Database:
     """Open (creating if needed) the database, in WAL mode, migrated to the latest schema."""
-    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 30000")
-    db = sqlite_utils.Database(conn)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA wal_autocheckpoint = 16384")  # checkpoint (and fsync) every ~64 MB of WAL, not every 4 MB
-    if migrate:
-        apply_migrations(db)
+    path = str(path)
+    _check_path(path, must_exist=False)
+    try:
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        db = sqlite_utils.Database(conn)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA wal_autocheckpoint = 16384")  # checkpoint (and fsync) every ~64 MB of WAL, not every 4 MB
+        if migrate:
+            apply_migrations(db)
+    except sqlite3.Error as exc:
+        raise _explain(exc, path, writing=True) from None
     return db
+
+
+def connect_readonly(path: str | os.PathLike) -> sqlite_utils.Database:
+    """Open an existing database for reading only: never creates one, never migrates, and
+    works on a file (and directory) the user cannot write."""
+    path = str(path)
+    _check_path(path, must_exist=True)
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+    try:
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "readonly" not in str(exc) and "unable to open" not in str(exc):
+                raise
+            # A WAL database with no -shm file, in a directory we cannot write: no writer is active
+            # (it would have created the file), so read it as an immutable file.
+            conn = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error as exc:
+        raise _explain(exc, path, writing=False) from None
+    if version == 0 and not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'articles'").fetchone():
+        raise StoreError(f"{path} is not a borderwatch database (no tables); check --db", usage=True)
+    if version < len(MIGRATIONS):
+        raise StoreError(f"{path} has schema version {version}, this borderwatch needs {len(MIGRATIONS)}: run any "
+                         "write command once (e.g. `borderwatch run --once`) as a user who can write it")
+    conn.execute("PRAGMA busy_timeout = 30000")
+    return sqlite_utils.Database(conn)
 
 
 def db_path(db: sqlite_utils.Database) -> str:
