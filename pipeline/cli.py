@@ -38,11 +38,8 @@ def common(*, feeds: bool = True, keywords: bool = True, db: bool = True):
 
 
 def settings(kw: dict) -> Settings:
-    s = Settings()
-    s.feeds = kw.pop("feeds_path", s.feeds)
-    s.keywords = kw.pop("keywords_path", s.keywords)
-    s.db = kw.pop("db_path", s.db)
-    return s
+    return Settings.from_env(feeds=kw.pop("feeds_path", None), keywords=kw.pop("keywords_path", None),
+                             db=kw.pop("db_path", None))
 
 
 def config_errors(fn):

@@ -16,27 +16,12 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from .errors import ConfigError, ConfigIssue  # noqa: F401 (re-exported: config is where callers look)
+from .settings import Settings  # noqa: F401 (re-exported)
+
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
-
-
-@dataclass(frozen=True)
-class ConfigIssue:
-    file: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
-
-
-class ConfigError(Exception):
-    """Raised with every issue found in a config file."""
-
-    def __init__(self, issues: list[ConfigIssue]):
-        self.issues = issues
-        super().__init__("\n".join(str(i) for i in issues))
 
 
 # --------------------------------------------------------------------------- YAML with lines
@@ -588,12 +573,3 @@ def load_rules(path: str | os.PathLike) -> RuleSet:
 
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
     return RuleSet(rules.rules, str(path), digest)
-
-
-@dataclass
-class Settings:
-    """Paths resolved from options, environment and defaults (SPEC §1)."""
-
-    feeds: str = field(default_factory=lambda: os.environ.get("BORDERWATCH_FEEDS", "feeds.yaml"))
-    keywords: str = field(default_factory=lambda: os.environ.get("BORDERWATCH_KEYWORDS", "keywords.yaml"))
-    db: str = field(default_factory=lambda: os.environ.get("BORDERWATCH_DB", "borderwatch.db"))

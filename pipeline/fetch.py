@@ -28,6 +28,7 @@ import httpx
 from protego import Protego
 
 from . import USER_AGENT
+from .errors import Blocked, FetchError  # noqa: F401 (Blocked re-exported)
 
 MAX_REDIRECTS = 5
 ROBOTS_TTL = 6 * 3600
@@ -43,6 +44,7 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     error: str | None = None
+    error_kind: str | None = None  # one of errors.FETCH_KINDS when error is set
     elapsed_ms: float = 0.0
     retry_after: float | None = None  # seconds, when the server asked us to wait
 
@@ -54,13 +56,10 @@ class Response:
     def not_modified(self) -> bool:
         return self.error is None and self.status == 304
 
-
-class FetchError(Exception):
-    pass
-
-
-class Blocked(FetchError):
-    """A target the SSRF policy refuses."""
+    def raise_for_error(self) -> None:
+        """Raise the failure as a FetchError carrying its kind (for callers that want exceptions)."""
+        if self.error is not None:
+            raise FetchError(self.error, self.error_kind or "http")
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,7 @@ class _Decoder:
     def __init__(self, encoding: str):
         encs = [e.strip().lower() for e in encoding.split(",") if e.strip() and e.strip().lower() != "identity"]
         if len(encs) > 1:
-            raise FetchError(f"unsupported stacked Content-Encoding {encoding!r}")
+            raise FetchError(f"unsupported stacked Content-Encoding {encoding!r}", "encoding")
         self.kind = encs[0] if encs else ""
         if self.kind in ("gzip", "x-gzip"):
             self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -116,7 +115,7 @@ class _Decoder:
         elif self.kind == "br":
             self._br = brotli.Decompressor()
         elif self.kind:
-            raise FetchError(f"unsupported Content-Encoding {encoding!r}")
+            raise FetchError(f"unsupported Content-Encoding {encoding!r}", "encoding")
 
     def feed(self, data: bytes, limit: int) -> bytes:
         """Decode ``data``; return at most ``limit + 1`` bytes (one more tells 'over the cap')."""
@@ -236,9 +235,9 @@ class Fetcher:
                 try:
                     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
                 except socket.gaierror as exc:
-                    raise FetchError(f"DNS lookup failed for {host}: {exc.strerror or exc}") from None
+                    raise FetchError(f"DNS lookup failed for {host}: {exc.strerror or exc}", "dns") from None
                 if not infos:
-                    raise FetchError(f"DNS lookup for {host} returned no address")
+                    raise FetchError(f"DNS lookup for {host} returned no address", "dns")
                 addr = infos[0][4][0]
                 self._dns[(host, port)] = (time.monotonic(), addr)
             ip = ipaddress.ip_address(addr)
@@ -256,24 +255,27 @@ class Fetcher:
             async with self._global, asyncio.timeout(policy.timeout):
                 await self._get(url, policy, etag, last_modified, resp)
         except TimeoutError:
-            resp.error = f"timed out after {policy.timeout:g}s (total deadline)"
+            resp.error, resp.error_kind = f"timed out after {policy.timeout:g}s (total deadline)", "timeout"
         except httpx.ConnectTimeout:
             resp.error = f"timed out after {policy.httpx_timeout().connect:g}s connecting (connect timeout)"
+            resp.error_kind = "timeout"
         except (httpx.ReadTimeout, httpx.WriteTimeout):
             resp.error = f"timed out after {policy.httpx_timeout().read:g}s without data (read timeout)"
+            resp.error_kind = "timeout"
         except httpx.PoolTimeout:
             resp.error = f"timed out after {policy.timeout:g}s waiting for a free connection (pool timeout)"
+            resp.error_kind = "timeout"
         except FetchError as exc:  # includes Blocked (SSRF policy)
-            resp.error = str(exc)
+            resp.error, resp.error_kind = str(exc), exc.kind
         except httpx.ConnectError as exc:
-            resp.error = f"connection failed: {_reason(exc)}"
+            resp.error, resp.error_kind = f"connection failed: {_reason(exc)}", "connect"
         except httpx.HTTPError as exc:
-            resp.error = f"HTTP error: {_reason(exc)}"
+            resp.error, resp.error_kind = f"HTTP error: {_reason(exc)}", "http"
         except (OSError, zlib.error, brotli.error) as exc:
-            resp.error = f"{type(exc).__name__}: {exc}"
+            resp.error, resp.error_kind = f"{type(exc).__name__}: {exc}", "io"
         resp.elapsed_ms = (time.perf_counter() - started) * 1000
         if resp.error is None and resp.status >= 400:
-            resp.error = f"HTTP {resp.status}"
+            resp.error, resp.error_kind = f"HTTP {resp.status}", "status"
         return resp
 
     async def _get(self, url: str, policy: Policy, etag: str | None, last_modified: str | None, resp: Response) -> None:
@@ -281,7 +283,7 @@ class Fetcher:
         for _hop in range(MAX_REDIRECTS + 1):
             parts = urlsplit(current)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise FetchError(f"refusing non-http(s) URL {current!r}")
+                raise FetchError(f"refusing non-http(s) URL {current!r}", "url")
             host = parts.hostname.lower()
             port = parts.port or (443 if parts.scheme == "https" else 80)
             addr = await self._resolve(host, port, policy)
@@ -315,7 +317,7 @@ class Fetcher:
                     return
                 finally:
                     await r.aclose()
-        raise FetchError(f"too many redirects (more than {MAX_REDIRECTS}), last to {current}")
+        raise FetchError(f"too many redirects (more than {MAX_REDIRECTS}), last to {current}", "redirects")
 
 
 async def _read_capped(r: httpx.Response, max_bytes: int) -> bytes:
@@ -326,7 +328,7 @@ async def _read_capped(r: httpx.Response, max_bytes: int) -> bytes:
         data = decoder.feed(raw, max_bytes - total)
         total += len(data)
         if total > max_bytes:
-            raise FetchError(f"response larger than the {max_bytes:,}-byte cap (cut off, not parsed)")
+            raise FetchError(f"response larger than the {max_bytes:,}-byte cap (cut off, not parsed)", "too_large")
         chunks.append(data)
     return b"".join(chunks)
 

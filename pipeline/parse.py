@@ -22,6 +22,8 @@ from urllib.parse import urljoin, urlsplit
 
 from bs4 import BeautifulSoup, Comment
 
+from .errors import BorderwatchError
+
 MAX_TITLE = 1_000
 MAX_TEXT = 200_000
 TEASER_CHARS = 600
@@ -38,7 +40,7 @@ _BOILERPLATE = re.compile(
     r"cookie|newsletter|subscribe|breadcrumbs?|masthead|skip)([\s_-]|$)", re.I)
 
 
-class ParseError(Exception):
+class ParseError(BorderwatchError):
     pass
 
 

@@ -23,6 +23,7 @@ import signal
 import socket
 
 from . import store
+from .errors import AlreadyRunning  # noqa: F401 (re-exported)
 from .app import App
 from .cycle import CpuPool, SourceReport, next_poll, run_cycle
 from .fetch import Fetcher, Robots
@@ -36,10 +37,6 @@ DIGEST_EVERY = 60.0
 IMMEDIATE_DELAY = 5.0  # after a poll with new hits, digests go out this soon
 SHUTDOWN_DEADLINE = 30.0
 MISFIRE_GRACE = 300
-
-
-class AlreadyRunning(Exception):
-    pass
 
 
 def _owner() -> str:
@@ -69,7 +66,7 @@ def run_once(app: App, progress: bool = False, send_digests: bool = True, now: d
         if send_digests:
             from .digest import send_due
 
-            summary["digests"] = send_due(app.db, app.rules, now).as_dict()
+            summary["digests"] = send_due(app.db, app.rules, now, settings=app.settings).as_dict()
         return summary
     finally:
         store.release_lease(app.db, owner)
@@ -91,8 +88,8 @@ def _with_progress(app: App, sources) -> object:
 class Metrics:
     """Prometheus metrics when prometheus_client is installed and a port is given; else no-ops."""
 
-    def __init__(self, port: int | None):
-        self.enabled = False
+    def __init__(self, port: int | None, addr: str = "127.0.0.1"):
+        self.enabled, self.addr = False, addr
         if port is None:
             return
         try:
@@ -106,7 +103,7 @@ class Metrics:
         self.digests = pc.Counter("borderwatch_digests_sent_total", "Digests sent")
         self.latency = pc.Histogram("borderwatch_poll_seconds", "Poll latency",
                                     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 60))
-        pc.start_http_server(port, addr=os.environ.get("BORDERWATCH_METRICS_ADDR", "127.0.0.1"))
+        pc.start_http_server(port, addr=addr)
         self.enabled = True
 
     def poll(self, r: SourceReport) -> None:
@@ -155,7 +152,7 @@ class Runner:
 
         loop = asyncio.get_running_loop()
         self.stopping = asyncio.Event()
-        self.metrics = Metrics(self.metrics_port)
+        self.metrics = Metrics(self.metrics_port, self.app.settings.metrics_addr)
         self.fetcher = Fetcher(self.app.feeds.concurrency, self.app.feeds.per_host, robots=Robots())
         self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=dt.timezone.utc,
                                           job_defaults={"max_instances": 1, "coalesce": True,
@@ -316,7 +313,7 @@ class Runner:
         def send() -> dict:
             db = store.connect(self.app.settings.db)
             try:
-                return send_due(db, self.app.rules, self.clock()).as_dict()
+                return send_due(db, self.app.rules, self.clock(), settings=self.app.settings).as_dict()
             finally:
                 db.close()
 
@@ -330,7 +327,7 @@ class Runner:
             log.warning("delivery failed: %s", error)
 
     async def prune(self) -> None:
-        cutoff = store.iso(self.clock() - dt.timedelta(days=int(os.environ.get("BORDERWATCH_RETENTION_DAYS", "365"))))
+        cutoff = store.iso(self.clock() - dt.timedelta(days=self.app.settings.retention_days))
 
         def work() -> int:
             db = store.connect(self.app.settings.db)

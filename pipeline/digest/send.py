@@ -29,6 +29,8 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 from .. import store
+from ..errors import PermanentError, TransientError, UnknownOutcome
+from ..settings import Settings, SMTPSettings
 from ..config import RuleSet
 from . import render
 from .select import due_digests
@@ -40,36 +42,7 @@ RETRY_CAP = 6 * 3600.0
 RETRY_CAP_IMMEDIATE = 300.0  # an immediate alert waits minutes, not hours, once SMTP is back
 
 
-class TransientError(Exception):
-    """Try again later (connection refused, 4xx)."""
-
-
-class PermanentError(Exception):
-    """The server refused this recipient or message (5xx)."""
-
-
-class Unknown(Exception):
-    """The connection broke after the message was handed over: outcome unknown."""
-
-
-@dataclass
-class SMTPSettings:
-    host: str
-    port: int = 587
-    user: str | None = None
-    password: str | None = None
-    tls: str = "starttls"  # starttls | ssl | none
-    timeout: float = 30.0
-
-    @classmethod
-    def from_env(cls, env=os.environ) -> "SMTPSettings | None":
-        host = env.get("SMTP_HOST")
-        if not host:
-            return None
-        tls = (env.get("SMTP_TLS") or "starttls").lower()
-        default_port = {"ssl": 465, "none": 25}.get(tls, 587)
-        return cls(host, int(env.get("SMTP_PORT") or default_port), env.get("SMTP_USER") or None,
-                   env.get("SMTP_PASSWORD") or None, tls)
+Unknown = UnknownOutcome  # the connection broke after the message was handed over: outcome unknown
 
 
 class SMTPTransport:
@@ -174,9 +147,13 @@ def _addr(sender: str) -> str:
     return m.group(1) if m else sender.strip()
 
 
+def transport_for(settings: Settings, outbox: str = "outbox"):
+    """SMTP when the settings have an SMTP host, else .eml files in ``outbox``."""
+    return SMTPTransport(settings.smtp) if settings.smtp else OutboxTransport(outbox)
+
+
 def transport_from_env(outbox: str = "outbox"):
-    settings = SMTPSettings.from_env()
-    return SMTPTransport(settings) if settings else OutboxTransport(outbox)
+    return transport_for(Settings.from_env(), outbox)
 
 
 @dataclass
@@ -237,16 +214,17 @@ def _message_id(email: str, period: str, sender: str) -> str:
 
 
 def send_due(db, rules: RuleSet, now: dt.datetime | None = None, transport=None, email: str | None = None,
-             sender: str | None = None, dry_run: bool = False) -> SendReport:
+             sender: str | None = None, dry_run: bool = False, settings: Settings | None = None) -> SendReport:
     """Create the digests due now and deliver every owed one; never raises for delivery errors."""
     now = now or dt.datetime.now(dt.timezone.utc)
-    transport = transport or transport_from_env()
-    sender = render.sender_address(sender or os.environ.get("DIGEST_FROM"))
+    settings = settings or Settings.from_env()
+    transport = transport or transport_for(settings)
+    sender = render.sender_address(sender or settings.digest_from)
     report = SendReport()
     if dry_run:
         return report
     report.recovered = recover(db, transport)
-    report.created = prepare_due(db, rules, now, sender, email, os.environ.get("BORDERWATCH_UNSUBSCRIBE_URL"))
+    report.created = prepare_due(db, rules, now, sender, email, settings.unsubscribe_url)
     try:
         attempted = set()
         for d in store.due_deliveries(db, store.iso(now), email):
