@@ -20,7 +20,7 @@ from .config import FeedsConfig, Source
 from .dedup import canonical_url, fingerprint, same_story, sketch
 from .fetch import Fetcher, Policy, Response
 from .fold import Folded
-from .parse import Entry, ParseError, extract_article, page_links, parse_feed
+from .parse import Entry, ParseError, extract_article, page_links, parse_feed, scrub
 from .rules.match import MAX_TITLE, article_text, match_article
 from . import store
 from .store import NewArticle, PollOutcome, iso, known_keys, save_polls, source_states
@@ -98,8 +98,26 @@ def parse_entries(kind: str, selector: str | None, body: bytes, base: str, heade
     return parse_feed(body, base, headers)
 
 
+EARLIEST_DATE = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+FUTURE_SLACK = dt.timedelta(days=1)  # clocks and time zones differ; more than this ahead is absurd
+
+
+def published_or_fetched(published: dt.datetime | None, fetched: str) -> str:
+    """An article's date as stored: its own when plausible, else the time it was fetched (a date far
+    in the future would pin the article to the top of every listing)."""
+    if published is None:
+        return fetched
+    try:
+        if EARLIEST_DATE <= published <= store.parse_iso(fetched) + FUTURE_SLACK:
+            return iso(published)
+    except (ValueError, OverflowError, TypeError):
+        pass
+    return fetched
+
+
 def prepare_article(e: Entry, fetched: str, matcher) -> NewArticle:
     """Fold once; fingerprint, sketch and match on the same folded text."""
+    e.title, e.text, e.author, e.url, e.guid = (scrub(v or "") for v in (e.title, e.text, e.author, e.url, e.guid))
     doc = Folded.of(article_text(e.title, e.text))
     words = doc.words
     title_len = len(Folded.of(e.title[:MAX_TITLE]).words) if e.text else 0
@@ -107,7 +125,7 @@ def prepare_article(e: Entry, fetched: str, matcher) -> NewArticle:
     hits = match_article(matcher, e.title, e.text, doc) if matcher else []
     return NewArticle(
         url=e.url, guid=e.guid or e.url, title=e.title, text=e.text, author=e.author,
-        published=iso(e.published) if e.published else fetched, fetched=fetched,
+        published=published_or_fetched(e.published, fetched), fetched=fetched,
         fingerprint=fingerprint(body_words), sketch=sketch(body_words), hits=hits)
 
 

@@ -31,6 +31,7 @@ FALLBACK_TIMEOUT = 5.0
 FALLBACK_MEMORY = 1 << 30
 
 _ENTITY_DECL = re.compile(rb"<!\s*ENTITY", re.I)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL and lone surrogates (JSON "\\ud800" decodes to one)
 _TAGGISH = re.compile(r"[<&]")
 _WS = re.compile(r"[ \t\r\f\v]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
@@ -65,6 +66,7 @@ def clean_text(value: str | None, limit: int = MAX_TEXT) -> str:
     """HTML or plain text -> readable plain text (paragraphs kept, scripts dropped)."""
     if not value:
         return ""
+    value = scrub(value)
     if _TAGGISH.search(value) is None:
         return _tidy(value)[:limit]
     if "<" not in value:
@@ -82,7 +84,14 @@ def clean_text(value: str | None, limit: int = MAX_TEXT) -> str:
     return _tidy(root.text_content())[:limit]
 
 
+def scrub(value: str) -> str:
+    """Text as it crosses the parse boundary: lone surrogates become U+FFFD and NULs go, so that
+    whatever a source sends can be encoded, stored and printed."""
+    return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", value)
+
+
 def _tidy(text: str) -> str:
+    text = scrub(text)
     text = _WS.sub(" ", text.replace("\u00a0", " "))
     text = _BLANK_LINES.sub("\n\n", "\n".join(line.strip() for line in text.split("\n")))
     return text.strip()
@@ -93,22 +102,25 @@ def clean_title(value: str | None) -> str:
 
 
 def _parse_time(value) -> dt.datetime | None:
+    """A timestamp in UTC, or None when it is missing, unparsable or cannot be expressed in UTC
+    (e.g. 9999-12-31T23:59:59-01:00 overflows): a bad date costs that article its date, nothing more."""
     if not value:
         return None
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
     try:
-        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        from dateutil import parser as dparser
+        if isinstance(value, dt.datetime):
+            parsed = value
+        else:
+            try:
+                parsed = dt.datetime.fromisoformat(scrub(str(value)).replace("Z", "+00:00"))
+            except ValueError:
+                from dateutil import parser as dparser
 
-        try:
-            parsed = dparser.parse(str(value))
-        except (ValueError, OverflowError):
-            return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.astimezone(dt.timezone.utc)
+                parsed = dparser.parse(scrub(str(value))[:100])
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.timezone.utc)
+        return parsed.astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError, TypeError):  # dateutil's ParserError is a ValueError
+        return None
 
 
 # --------------------------------------------------------------------------- feeds
@@ -171,10 +183,10 @@ def _entry_from_dict(d: dict, base_url: str) -> Entry | None:
             if isinstance(alt, dict) and alt.get("href") and alt.get("rel") in (None, "alternate"):
                 link = alt["href"]
                 break
-    guid = str(d.get("id") or "")
+    guid = scrub(str(d.get("id") or ""))
     if not link and guid.startswith(("http://", "https://")):
         link = guid
-    link = urljoin(base_url, str(link).strip()) if link else ""
+    link = urljoin(base_url, scrub(str(link)).strip()) if link else ""
     if link and urlsplit(link).scheme not in ("http", "https"):
         link = ""  # javascript:, data: and friends are not article links
     content = ""
@@ -324,7 +336,7 @@ def page_links(body: bytes, base_url: str, selector: str, headers: dict[str, str
         a = el if el.name == "a" else el.find("a", href=True)
         if a is None or not a.get("href"):
             continue
-        url = urljoin(base_url, a["href"].strip())
+        url = urljoin(base_url, scrub(a["href"]).strip())
         if urlsplit(url).scheme not in ("http", "https") or url in seen:
             continue
         seen.add(url)
@@ -350,7 +362,7 @@ def extract_article(body: bytes, url: str, headers: dict[str, str] | None = None
     canonical = None
     link = soup.find("link", rel=lambda v: v and "canonical" in (v if isinstance(v, list) else [v]), href=True)
     if link:
-        canonical = urljoin(url, link["href"].strip())
+        canonical = urljoin(url, scrub(link["href"]).strip())
         if urlsplit(canonical).scheme not in ("http", "https"):
             canonical = None
     title = _meta(soup, "og:title") or (soup.title.get_text(" ") if soup.title else "")

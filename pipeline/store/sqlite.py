@@ -391,7 +391,33 @@ def save_polls(db: sqlite_utils.Database, outcomes: list[PollOutcome], same_stor
     Returns, per poll, the articles actually inserted, with ids and story ids set.
     """
     with transaction(db) as conn:
-        return [_save_one(conn, outcome, same_story) for outcome in outcomes]
+        return [_save_isolated(conn, outcome, same_story) for outcome in outcomes]
+
+
+# Errors caused by one poll's data (a value SQLite cannot take); anything else (disk, locks) is
+# the database's problem and fails the whole batch as before.
+_DATA_ERRORS = (ValueError, TypeError, OverflowError, sqlite3.IntegrityError, sqlite3.InterfaceError,
+                sqlite3.DataError, sqlite3.ProgrammingError)
+
+
+def _save_isolated(conn: sqlite3.Connection, outcome: PollOutcome, same_story) -> list[NewArticle]:
+    """One poll inside the group transaction, under a savepoint: if its data cannot be stored,
+    that poll is undone and recorded as a failure of its source (so `status` shows it and the
+    validators are not kept, and the body is fetched again), and the other polls are stored."""
+    conn.execute("SAVEPOINT poll")
+    try:
+        inserted = _save_one(conn, outcome, same_story)
+    except _DATA_ERRORS as exc:
+        conn.execute("ROLLBACK TO poll")
+        conn.execute("RELEASE poll")
+        detail = " ".join(str(exc).split())[:200].encode("utf-8", "backslashreplace").decode("utf-8")
+        outcome.ok, outcome.error = False, f"could not store this poll: {type(exc).__name__}: {detail}"
+        for art in outcome.articles:
+            art.id = art.story_id = None
+        _update_source(conn, outcome, 0)
+        return []
+    conn.execute("RELEASE poll")
+    return inserted
 
 
 def _save_one(conn: sqlite3.Connection, outcome: PollOutcome, same_story) -> list[NewArticle]:
