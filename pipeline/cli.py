@@ -423,13 +423,19 @@ def _status_table(rows: list[dict], db) -> None:
 
     console = Console(width=shutil.get_terminal_size((140, 24)).columns)
     table = Table(expand=True)
-    for col in ("id", "last poll", "last success", "fails", "items", "next poll", "last error"):
-        table.add_column(col, overflow="ellipsis", no_wrap=col != "last error")
+    for col in ("id", "last poll", "last success", "fails", "items", "next poll", "health / last error"):
+        table.add_column(col, overflow="ellipsis", no_wrap=col != "health / last error")
     fmt = lambda v: (v or "-")[:16].replace("T", " ")  # noqa: E731
     for r in rows:
-        style = "red" if r["consecutive_failures"] else None
+        style = "red" if r["consecutive_failures"] or r["problem"] in ("failing", "selector") else (
+            "yellow" if r["problem"] == "silent" else None)
+        note = r["last_error"] or ""
+        if r["problem"] == "silent":
+            note = f"silent since {fmt(r['silent_since'])}"
+        elif r["problem"] == "selector":
+            note = "selector matched nothing" + (f"; {note}" if note else "")
         table.add_row(r["id"], fmt(r["last_poll"]), fmt(r["last_success"]), str(r["consecutive_failures"]),
-                      str(r["items_seen"]), fmt(r["next_poll"]), (r["last_error"] or "").replace("[", "\\["), style=style)
+                      str(r["items_seen"]), fmt(r["next_poll"]), note.replace("[", "\\["), style=style)
     console.print(table)
     holder = store.lease_holder(db)
     failing = sum(1 for r in rows if r["consecutive_failures"])
@@ -591,6 +597,31 @@ def digest_send(email: str | None, dry_run: bool, outbox: str, as_json: bool, **
         for f in report.files:
             click.echo(f"  wrote {f}")
     sys.exit(EXIT_RUNTIME if report.retry or report.failed else 0)
+
+
+# --------------------------------------------------------------------------- serve
+
+
+@main.command()
+@common()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 to expose it).")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+def serve(host: str, port: int, **kw) -> None:
+    """The web surface (pip install 'borderwatch[serve]'): dashboard at /, Atom feeds at
+    /rules/ID.atom and /tags/TAG.atom, unsubscribe links at /unsubscribe/TOKEN, /healthz, /metrics.
+
+    Links in feeds and digests use BORDERWATCH_PUBLIC_URL (e.g. https://watch.example.org)
+    when set. Reads never create the database; no page lists subscribers.
+    """
+    try:
+        from .web.app import WebConfig, serve as run_server
+    except ImportError as exc:
+        click.echo(f"error: serve needs the serve extra ({exc.name} is missing): pip install 'borderwatch[serve]'", err=True)
+        sys.exit(EXIT_RUNTIME)
+    s = settings(kw)
+    if not Path(s.db).exists():
+        click.echo(f"note: no database at {s.db} yet; pages will say so until `borderwatch run` creates it", err=True)
+    run_server(WebConfig(s.db, s.feeds, s.keywords, s.public_url), host, port)
 
 
 # --------------------------------------------------------------------------- misc

@@ -176,6 +176,8 @@ class Source:
     enabled: bool = True
     allow_hosts: tuple[str, ...] = ()
     max_bytes: int = 10_000_000
+    failing_after: int | None = None  # health alerts: overrides alerts.failing_after
+    silent_after: float | None = None  # health alerts: overrides alerts.silent_after (seconds)
     line: int = 0
     connect_timeout: float | None = None  # default: the total timeout
     read_timeout: float | None = None  # default: the total timeout
@@ -186,11 +188,21 @@ class Source:
 
 
 @dataclass(frozen=True)
+class AlertPolicy:
+    """feeds.yaml `alerts:`: who hears about broken sources, and when a source counts as broken."""
+
+    to: tuple[str, ...] = ()
+    failing_after: int = 3  # consecutive failed polls
+    silent_after: float | None = None  # seconds without a new item; None: learned per source
+
+
+@dataclass(frozen=True)
 class FeedsConfig:
     sources: tuple[Source, ...]
     path: str = "feeds.yaml"
     concurrency: int = 20
     per_host: int = 4
+    alerts: AlertPolicy = AlertPolicy()
 
     def enabled(self) -> list[Source]:
         return [s for s in self.sources if s.enabled]
@@ -200,7 +212,7 @@ class FeedsConfig:
 
 
 _SOURCE_KEYS = {"id", "name", "url", "type", "interval", "timeout", "link_selector", "fetch_articles",
-                "enabled", "allow_hosts", "max_bytes", "tags", "notes"}
+                "enabled", "allow_hosts", "max_bytes", "tags", "notes", "alerts"}
 _DEFAULT_KEYS = {"interval", "timeout", "max_bytes", "concurrency", "per_host", "fetch_articles", "allow_hosts"}
 
 
@@ -279,7 +291,8 @@ def parse_feeds(data: Any, file: str) -> tuple[FeedsConfig | None, list[ConfigIs
     if not isinstance(data, LineDict):
         chk.add(getattr(data, "line", 1), "top level must be a mapping with a 'sources' list")
         return None, chk.issues
-    chk.unknown_keys(data, {"defaults", "sources"}, "feeds file")
+    chk.unknown_keys(data, {"defaults", "sources", "alerts"}, "feeds file")
+    alerts = _alert_policy(chk, data)
     defaults = data.get("defaults") or LineDict()
     if not isinstance(defaults, LineDict):
         chk.add(data.line_of("defaults"), "defaults must be a mapping")
@@ -341,12 +354,60 @@ def parse_feeds(data: Any, file: str) -> tuple[FeedsConfig | None, list[ConfigIs
             fetch_articles=_bool_field(chk, raw, "fetch_articles", True if stype == "page" else d_fetch),
             enabled=_bool_field(chk, raw, "enabled", True),
             allow_hosts=_hosts_field(chk, raw, "allow_hosts", d_hosts),
-            max_bytes=max_bytes, line=line,
+            max_bytes=max_bytes, line=line, **_source_alerts(chk, raw),
         ))
     cfg = FeedsConfig(tuple(sources), file,
                       concurrency if isinstance(concurrency, int) else 20,
-                      per_host if isinstance(per_host, int) else 4)
+                      per_host if isinstance(per_host, int) else 4, alerts)
     return cfg, chk.issues
+
+
+def _failing_after(chk: _Checker, mapping: LineDict, default: int | None) -> int | None:
+    value = mapping.get("failing_after", default)
+    if value is not default and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        chk.add(mapping.line_of("failing_after"), f"failing_after must be a positive number of polls, got {value!r}")
+        return default
+    return value
+
+
+def _alert_policy(chk: _Checker, data: LineDict) -> AlertPolicy:
+    raw = data.get("alerts")
+    if raw is None:
+        return AlertPolicy()
+    if not isinstance(raw, LineDict):
+        chk.add(data.line_of("alerts"), "alerts must be a mapping like {to: [ops@example.org], failing_after: 3, silent_after: 7d}")
+        return AlertPolicy()
+    chk.unknown_keys(raw, {"to", "failing_after", "silent_after"}, "alerts")
+    to = raw.get("to", [])
+    if isinstance(to, str):
+        to = [to]
+    targets = []
+    if not isinstance(to, list):
+        chk.add(raw.line_of("to"), "alerts.to must be a list of email addresses or Apprise URLs")
+        to = []
+    from .subscribers import validate_target
+
+    for item in to:
+        try:
+            targets.append(validate_target(str(item)))
+        except ValueError as exc:
+            chk.add(raw.line_of("to"), f"alerts.to: {exc}")
+    silent = _duration_field(chk, raw, "silent_after", -1.0, minimum=60) if "silent_after" in raw else None
+    return AlertPolicy(tuple(targets), _failing_after(chk, raw, 3), silent if silent and silent > 0 else None)
+
+
+def _source_alerts(chk: _Checker, raw: LineDict) -> dict:
+    """A source's own `alerts: {failing_after: N, silent_after: D}` overrides."""
+    value = raw.get("alerts")
+    if value is None:
+        return {}
+    if not isinstance(value, LineDict):
+        chk.add(raw.line_of("alerts"), "a source's alerts must be a mapping like {failing_after: 5, silent_after: 30d}")
+        return {}
+    chk.unknown_keys(value, {"failing_after", "silent_after"}, "source alerts")
+    silent = _duration_field(chk, value, "silent_after", -1.0, minimum=60) if "silent_after" in value else None
+    return {"failing_after": _failing_after(chk, value, None),
+            "silent_after": silent if silent and silent > 0 else None}
 
 
 def _check_selector(chk: _Checker, line: int, selector: Any) -> str | None:

@@ -19,7 +19,7 @@ ENV = {
     "BORDERWATCH_DB": "SQLite database",
     "BORDERWATCH_METRICS_ADDR": "address of the Prometheus metrics server (run --metrics-port)",
     "BORDERWATCH_RETENTION_DAYS": "articles without hits older than this are pruned by `run` (default 365)",
-    "BORDERWATCH_UNSUBSCRIBE_URL": "base URL of the web unsubscribe link in digests",
+    "BORDERWATCH_PUBLIC_URL": "public base URL of `borderwatch serve` (unsubscribe links in digests, links in feeds)",
     "DIGEST_FROM": "From: address of digests",
     "SMTP_HOST": "SMTP server (unset: digests are written to ./outbox/ as .eml files)",
     "SMTP_PORT": "SMTP port (default 587; 465 with SMTP_TLS=ssl; 25 with none)",
@@ -52,7 +52,7 @@ class Settings:
     keywords: str = "keywords.yaml"
     db: str = "borderwatch.db"
     digest_from: str | None = None
-    unsubscribe_url: str | None = None
+    public_url: str | None = None
     metrics_addr: str = "127.0.0.1"
     retention_days: int = 365
     smtp: SMTPSettings | None = None
@@ -68,7 +68,7 @@ class Settings:
         s.keywords = get("BORDERWATCH_KEYWORDS") or s.keywords
         s.db = get("BORDERWATCH_DB") or s.db
         s.digest_from = get("DIGEST_FROM")
-        s.unsubscribe_url = get("BORDERWATCH_UNSUBSCRIBE_URL")
+        s.public_url = get("BORDERWATCH_PUBLIC_URL")
         s.metrics_addr = get("BORDERWATCH_METRICS_ADDR") or s.metrics_addr
         days = get("BORDERWATCH_RETENTION_DAYS")
         if days is not None:

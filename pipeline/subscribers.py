@@ -19,8 +19,33 @@ def validate_email(email: str) -> str:
     return f"{local}@{domain.lower()}"
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")
+
+
+def is_channel(target: str) -> bool:
+    """An Apprise URL (slack://..., json://host/path, ...) rather than an email address."""
+    return "://" in target
+
+
+def validate_target(target: str) -> str:
+    """An email address (normalised), or an Apprise URL that Apprise understands."""
+    target = target.strip()
+    if not is_channel(target):
+        return validate_email(target)
+    scheme = target.split("://", 1)[0]
+    if not _URL.match(target) or len(target) > 2000:
+        raise ValueError(f"{scheme}://... is not a valid URL (no spaces or control characters)")
+    try:
+        import apprise
+    except ImportError:
+        raise ValueError(f"{scheme}:// targets need Apprise: pip install 'borderwatch[notify]'") from None
+    if apprise.Apprise.instantiate(target, suppress_exceptions=True) is None:
+        raise ValueError(f"Apprise does not understand this {scheme}:// URL (formats: https://github.com/caronc/apprise/wiki)")
+    return target
+
+
 def validate_subscription(email: str, rules: str | None, tags: str | None, tz: str, ruleset: RuleSet):
-    email = validate_email(email)
+    email = validate_target(email)
     rule_list = [r.strip() for r in rules.split(",") if r.strip()] if rules else None
     tag_list = [t.strip() for t in tags.split(",") if t.strip()] if tags else None
     unknown = [r for r in rule_list or [] if ruleset.get(r) is None]

@@ -116,7 +116,8 @@ def build_message(rendered: Rendered, to: str, sender: str, message_id: str, uns
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id
     msg["List-Unsubscribe"] = unsubscribe
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    if unsubscribe.startswith("<https://"):  # RFC 8058 one-click needs an https link to POST to
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(rendered.text)
     msg.add_alternative(rendered.html, subtype="html")
@@ -127,9 +128,14 @@ def unsubscribe_header(sender: str, token: str, base_url: str | None) -> str:
     address = sender.rsplit("<", 1)[-1].rstrip(">").strip()
     links = []
     if base_url and safe_link(base_url):
-        links.append(f"<{base_url.rstrip('/')}/unsubscribe?token={quote(token)}>")
+        links.append(f"<{unsubscribe_url(base_url, token)}>")
     links.append(f"<mailto:{address}?subject={quote('unsubscribe ' + token)}>")
     return ", ".join(links)
+
+
+def unsubscribe_url(base_url: str, token: str) -> str:
+    """The `serve` page that unsubscribes this token (GET: confirm button; POST: RFC 8058 one-click)."""
+    return f"{base_url.rstrip('/')}/unsubscribe/{quote(token, safe='')}"
 
 
 def sender_address(value: str | None) -> str:

@@ -224,7 +224,7 @@ def send_due(db, rules: RuleSet, now: dt.datetime | None = None, transport=None,
     if dry_run:
         return report
     report.recovered = recover(db, transport)
-    report.created = prepare_due(db, rules, now, sender, email, settings.unsubscribe_url)
+    report.created = prepare_due(db, rules, now, sender, email, settings.public_url)
     try:
         attempted = set()
         for d in store.due_deliveries(db, store.iso(now), email):

@@ -115,6 +115,20 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     """,
     # 4: stored URLs in the current canonical form (sorted parameters, percent-encoding, dot segments)
     lambda conn: recanonicalise_urls(conn),
+    # 5: source health (the state behind health alerts) and the operators' alert outbox
+    """
+    ALTER TABLE sources ADD COLUMN last_entries INTEGER;
+    CREATE TABLE source_health (
+        source TEXT PRIMARY KEY, problem TEXT, detail TEXT, since TEXT, watching_since TEXT NOT NULL, updated TEXT
+    );
+    CREATE TABLE health_alerts (
+        id INTEGER PRIMARY KEY, target TEXT NOT NULL, source TEXT NOT NULL, event TEXT NOT NULL,
+        subject TEXT NOT NULL, body TEXT NOT NULL, created TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0, next_attempt TEXT,
+        sent TEXT, last_error TEXT
+    );
+    CREATE INDEX health_alerts_status ON health_alerts(status, next_attempt);
+    """,
 ]
 
 
@@ -490,8 +504,9 @@ def _update_source(conn: sqlite3.Connection, o: PollOutcome, new: int) -> None:
         conn.execute(
             "UPDATE sources SET last_poll = ?, last_success = ?, consecutive_failures = 0, last_error = NULL,"
             " last_status = ?, etag = coalesce(?, etag), last_modified = coalesce(?, last_modified),"
-            " items_seen = items_seen + ?, next_poll = ?, retry_after_until = NULL, last_ms = ? WHERE id = ?",
-            (now, now, o.status, o.etag, o.last_modified, new, o.next_poll, o.elapsed_ms, o.source))
+            " items_seen = items_seen + ?, next_poll = ?, retry_after_until = NULL, last_ms = ?,"
+            " last_entries = CASE WHEN ? = 304 THEN last_entries ELSE ? END WHERE id = ?",
+            (now, now, o.status, o.etag, o.last_modified, new, o.next_poll, o.elapsed_ms, o.status, o.items_seen, o.source))
     else:
         conn.execute(
             "UPDATE sources SET last_poll = ?, consecutive_failures = consecutive_failures + 1, last_error = ?,"
@@ -688,6 +703,7 @@ def due_deliveries(db: sqlite_utils.Database, now: str, email: str | None = None
     sql = ("SELECT d.*, s.cadence FROM deliveries d LEFT JOIN subscribers s ON s.email = d.subscriber"
            " WHERE d.status = 'pending' AND "
            + ("d.next_attempt > ?" if waiting else "(d.next_attempt IS NULL OR d.next_attempt <= ?)")
+           + " AND d.subscriber IN (SELECT email FROM subscribers WHERE active = 1)"
            + (" AND d.subscriber = ?" if email else "") + " ORDER BY d.id")
     return list(db.query(sql, [now, email] if email else [now]))
 
@@ -756,3 +772,138 @@ def get_meta(db: sqlite_utils.Database, key: str) -> tuple[str, str] | None:
 def lease_holder(db: sqlite_utils.Database) -> tuple[str, str] | None:
     row = db.execute("SELECT value, updated FROM meta WHERE key = 'scheduler'").fetchone()
     return (row[0], row[1]) if row else None
+
+
+# --------------------------------------------------------------------------- the web surface (read-only)
+
+
+class NoDatabase(Exception):
+    """The database file does not exist (reads never create one)."""
+
+
+def connect_existing(path: str | os.PathLike, readonly: bool = True) -> sqlite_utils.Database:
+    """Open an existing database without creating or migrating it (``serve`` and other readers)."""
+    if not os.path.exists(path):
+        raise NoDatabase(f"no database at {path} (run `borderwatch run --once` first)")
+    uri = "file:" + os.path.abspath(path).replace("?", "%3F").replace("#", "%23") + ("?mode=ro" if readonly else "?mode=rw")
+    conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    if not readonly:
+        conn.execute("PRAGMA foreign_keys = ON")
+    return sqlite_utils.Database(conn)
+
+
+def hits_per_day(db: sqlite_utils.Database, since: str, rules: list[str] | None = None) -> dict[str, dict[str, int]]:
+    """{rule: {YYYY-MM-DD: stories}} for articles published since ``since`` (backfilled hits excluded),
+    counting each story once per rule and day."""
+    rows = db.execute(
+        "SELECT h.rule, substr(a.published, 1, 10) AS day, count(DISTINCT coalesce(a.story, -a.id))"
+        " FROM hits h JOIN articles a ON a.id = h.article"
+        " WHERE a.published >= ? AND h.backfilled = 0 GROUP BY h.rule, day", (since,)).fetchall()
+    out: dict[str, dict[str, int]] = {}
+    for rule, day, n in rows:
+        if rules is None or rule in rules:
+            out.setdefault(rule, {})[day] = n
+    return out
+
+
+def latest_stories(db: sqlite_utils.Database, rules: list[str] | None = None, limit: int = 20) -> list[dict]:
+    """The newest hits, one row per story (its newest copy with a hit), with the story's other sources."""
+    rows = query_hits(db, HitQuery(rules=rules, limit=limit * 4))
+    seen, out = set(), []
+    for r in rows:
+        key = r["story"] if r["story"] is not None else ("article", r["id"])
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(r)
+        if len(out) == limit:
+            break
+    copies = story_copies(db, [r["story"] for r in out if r["story"] is not None])
+    for r in out:
+        names = [c["source_name"] for c in copies.get(r["story"], []) if c["url"] != r["url"]]
+        r["also_in"] = list(dict.fromkeys(n for n in names if n != (r["source_name"] or r["source"])))
+    return out
+
+
+def unsubscribe_state(db: sqlite_utils.Database, token: str) -> str | None:
+    """'active', 'inactive', or None for an unknown token (says nothing about who it belongs to)."""
+    row = db.execute("SELECT active FROM subscribers WHERE token = ?", (token,)).fetchone()
+    return None if row is None else ("active" if row[0] else "inactive")
+
+
+def deactivate_by_token(db: sqlite_utils.Database, token: str) -> bool:
+    """Deactivate the subscriber with this token and cancel what is still owed to them.
+    Returns False for an unknown token; idempotent for a known one."""
+    with transaction(db) as conn:
+        row = conn.execute("SELECT email FROM subscribers WHERE token = ?", (token,)).fetchone()
+        if row is None:
+            return False
+        conn.execute("UPDATE subscribers SET active = 0 WHERE token = ?", (token,))
+        conn.execute("UPDATE deliveries SET status = 'cancelled', last_error = 'unsubscribed'"
+                     " WHERE subscriber = ? AND status = 'pending'", (row[0],))
+        return True
+
+
+def metrics_snapshot(db: sqlite_utils.Database) -> dict:
+    """Counters for /metrics: no personal data, only totals."""
+    return {
+        "counts": counts(db),
+        "hits_by_rule": {r[0]: r[1] for r in db.execute("SELECT rule, count(*) FROM hits GROUP BY rule")},
+        "deliveries": delivery_summary(db),
+        "subscribers_active": db.execute("SELECT count(*) FROM subscribers WHERE active = 1").fetchone()[0],
+    }
+
+
+# --------------------------------------------------------------------------- source health and its alert outbox
+
+
+def source_activity(db: sqlite_utils.Database, ids: list[str], recent: int = 30) -> dict[str, dict]:
+    """Per source: when its newest stored article was first seen, and the published times of its
+    latest ``recent`` articles (newest first), to learn its usual gap between items."""
+    out: dict[str, dict] = {sid: {"last_new": None, "published": []} for sid in ids}
+    for sid in ids:
+        rows = db.execute("SELECT published, fetched FROM articles WHERE source = ? ORDER BY published DESC LIMIT ?",
+                          (sid, recent)).fetchall()
+        last = db.execute("SELECT max(fetched) FROM articles WHERE source = ?", (sid,)).fetchone()[0]
+        out[sid] = {"last_new": last, "published": [r[0] for r in rows if r[0]]}
+    return out
+
+
+def health_states(db: sqlite_utils.Database) -> dict[str, dict]:
+    try:
+        return {r["source"]: r for r in db.query("SELECT * FROM source_health")}
+    except sqlite3.OperationalError:  # a database from before migration 4, opened read-only
+        return {}
+
+
+def record_health(db: sqlite_utils.Database, changes: list[dict], alerts: list[dict]) -> None:
+    """Store source health transitions and the alerts they owe, in one transaction."""
+    with transaction(db) as conn:
+        conn.executemany(
+            "INSERT INTO source_health (source, problem, detail, since, watching_since, updated)"
+            " VALUES (:source, :problem, :detail, :since, :watching_since, :updated)"
+            " ON CONFLICT(source) DO UPDATE SET problem = excluded.problem, detail = excluded.detail,"
+            " since = excluded.since, updated = excluded.updated", changes)
+        conn.executemany(
+            "INSERT INTO health_alerts (target, source, event, subject, body, created, next_attempt)"
+            " VALUES (:target, :source, :event, :subject, :body, :created, :created)", alerts)
+
+
+def due_health_alerts(db: sqlite_utils.Database, now: str) -> list[dict]:
+    return list(db.query("SELECT * FROM health_alerts WHERE status = 'pending' AND (next_attempt IS NULL OR next_attempt <= ?)"
+                         " ORDER BY id", [now]))
+
+
+def health_alerts_in(db: sqlite_utils.Database, statuses: tuple[str, ...]) -> list[dict]:
+    return list(db.query(f"SELECT * FROM health_alerts WHERE status IN ({','.join('?' * len(statuses))}) ORDER BY id",
+                         list(statuses)))
+
+
+def set_health_alert(db: sqlite_utils.Database, alert: int, status: str, error: str | None = None,
+                     next_attempt: str | None = None, attempted: bool = False) -> None:
+    with transaction(db) as conn:
+        conn.execute(
+            "UPDATE health_alerts SET status = ?, last_error = coalesce(?, last_error), next_attempt = coalesce(?, next_attempt),"
+            " attempts = attempts + ?, sent = CASE WHEN ? = 'sent' THEN ? ELSE sent END WHERE id = ?",
+            (status, error, next_attempt, int(attempted), status, now_iso(), alert))
