@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .config import FeedsConfig, Source
-from .dedup import canonical_url, fingerprint, same_story, sketch
+from .dedup import canonical_url, fingerprint, shingle_sketch
 from .fetch import Fetcher, Policy, Response
 from .fold import Folded
 from .parse import Entry, ParseError, extract_article, page_links, parse_feed, scrub
@@ -123,10 +123,11 @@ def prepare_article(e: Entry, fetched: str, matcher) -> NewArticle:
     title_len = len(Folded.of(e.title[:MAX_TITLE]).words) if e.text else 0
     body_words = words[title_len:] or words
     hits = match_article(matcher, e.title, e.text, doc) if matcher else []
+    sketch, whole = shingle_sketch(body_words)
     return NewArticle(
         url=e.url, guid=e.guid or e.url, title=e.title, text=e.text, author=e.author,
         published=published_or_fetched(e.published, fetched), fetched=fetched,
-        fingerprint=fingerprint(body_words), sketch=sketch(body_words), hits=hits)
+        fingerprint=fingerprint(body_words), sketch=sketch, hits=hits, shingles=whole)
 
 
 _WORKER_MATCHER = None
@@ -342,9 +343,9 @@ async def run_cycle(db, feeds: FeedsConfig, matcher, sources: Iterable[Source] |
                     batch.append(written.get_nowait())
                 remaining -= len(batch)
                 if write_db is None:
-                    saved = save_polls(db, batch, same_story)
+                    saved = save_polls(db, batch)
                 else:
-                    saved = await asyncio.to_thread(save_polls, write_db, batch, same_story)
+                    saved = await asyncio.to_thread(save_polls, write_db, batch)
                 for outcome, inserted in zip(batch, saved):
                     _report(outcome, inserted)
                     slots.release()

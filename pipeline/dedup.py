@@ -1,30 +1,47 @@
-"""Duplicates and stories: canonical URLs, content fingerprints, shingle sketches.
+"""Duplicates and stories: canonical URLs, content fingerprints, shingle sketches, the story decision.
 
 - ``canonical_url``: one spelling per article URL (w3lib's canonical form: sorted
   parameters, normalised percent-encoding and dot segments; tracking parameters,
   fragments and default ports removed).
 - ``fingerprint``: a hash of the article's folded words; the same text under
   another URL is the same article.
-- ``sketch``: a content-defined sample of 5-word shingles (Manber-style anchors:
-  a shingle is kept when its first word's hash is 0 mod 8). Sampling depends only
-  on the words themselves, so an excerpt's sketch is a subset of the full text's
-  sketch, which lets containment (shared / smaller sketch) find excerpts and
-  republications with other headlines and boilerplate, while two different
-  articles about the same event share almost no 5-word shingles.
+- ``sketch``: the winnowed 5-word shingles of a text (Schleimer et al.): of every
+  ``WINDOW`` consecutive shingle hashes the smallest is kept. Selection depends only
+  on the words, so an excerpt's sketch is a subset of its full text's sketch, and
+  every shared run of ``WINDOW + 4`` words yields at least one shared hash (a
+  guarantee that anchor sampling lacks). ``shingle_sketch`` also returns every
+  shingle of a short text: a text left short once its source's boilerplate is taken
+  out is stored and compared whole, not sampled.
+- The story decision (``join_stories``): an article joins every story holding a
+  stored article it overlaps enough with (containment, ``same_story``); when it
+  matches several stories they become one. The relation is symmetric and storage
+  returns every overlapping article (no ranking, no small LIMIT), so the same
+  articles give the same stories whatever their arrival order.
+- Boilerplate: a shingle shared by articles of one source in different stories
+  (a site's header, footer, newsletter pitch) says nothing about which story an
+  article belongs to; ``batch_boilerplate`` and ``is_boilerplate`` say when a
+  shingle is one. Storage keeps them per source and leaves them out of the overlaps.
 """
 
 from __future__ import annotations
 
 import hashlib
-import zlib
+from collections import Counter, deque
+from dataclasses import dataclass
 from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
 
 from w3lib.url import canonicalize_url
 
 SHINGLE = 5
-ANCHOR_MASK = 7  # keep 1 in 8 positions
+WINDOW = 12  # winnowing window: 2/13 of the shingles kept; any shared run of 16 words shares a hash
+SHORT_WORDS = 300  # every shingle is computed for texts up to this long (boilerplate may leave them short)
+SHORT = 80  # a text with at most this many shingles outside its source's boilerplate is kept whole
 MIN_SHARED = 3
 MIN_CONTAINMENT = 0.5
+BOILERPLATE_STORIES = 2  # a shingle already in this many other stories of the same source is boilerplate
+BATCH_BOILERPLATE = 3  # ... or in this many articles (and half or more) of one poll of the source
+COMMON_POSTINGS = 64  # a shingle stored for this many articles is a stock phrase: no more are stored
+SKETCH_DAYS = 30  # sketches are kept (and stories formed) over this window; `prune` drops older ones
 
 TRACKING_PARAMS = {
     "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid", "igshid", "mc_cid", "mc_eid",
@@ -76,30 +93,127 @@ def fingerprint(words: list[str]) -> str:
     return hashlib.blake2b(" ".join(words).encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
 
 
-def sketch(words: list[str]) -> list[int]:
-    """Sorted distinct signed 63-bit hashes of the anchored 5-word shingles."""
+def shingle_hashes(words: list[str]) -> list[int]:
+    """One stable 63-bit hash per 5-word shingle, in text order.
+
+    Tabulation hashing: each word has five random 63-bit values (from BLAKE2b of the
+    word), one per place in a shingle, and a shingle's hash XORs its words' values.
+    Stable across processes and versions, uniform enough for winnowing's minimum."""
     if len(words) < SHINGLE:
         return []
-    if len(_ANCHOR) > 500_000:
-        _ANCHOR.clear()
-    starts = words[: len(words) - SHINGLE + 1]
-    get = _ANCHOR.get
-    flags = [get(w) for w in starts]
-    if None in flags:
-        for i, w in enumerate(starts):
-            if flags[i] is None:
-                flags[i] = _ANCHOR[w] = not zlib.crc32(w.encode("utf-8", "surrogatepass")) & ANCHOR_MASK
-    out = set()
-    for i in [i for i, anchor in enumerate(flags) if anchor]:
-        data = " ".join(words[i:i + SHINGLE]).encode("utf-8", "surrogatepass")
-        out.add((zlib.crc32(data) << 31) ^ zlib.adler32(data))  # 63 bits, stable across processes
-    return sorted(out)
+    if len(_WORD_HASH) > 500_000:
+        _WORD_HASH.clear()
+    get = _WORD_HASH.get
+    table = [get(w) or _word_values(w) for w in words]
+    t0, t1, t2, t3, t4 = zip(*table)
+    return [a ^ b ^ c ^ d ^ e for a, b, c, d, e in zip(t0, t1[1:], t2[2:], t3[3:], t4[4:])]
 
 
-_ANCHOR: dict[str, bool] = {}  # word -> is an anchor (a cache: the vocabulary repeats)
+def _word_values(word: str) -> tuple[int, ...]:
+    digest = hashlib.blake2b(word.encode("utf-8", "surrogatepass"), digest_size=40).digest()
+    values = _WORD_HASH[word] = tuple(int.from_bytes(digest[i:i + 8], "little") >> 1 for i in range(0, 40, 8))
+    return values
+
+
+_WORD_HASH: dict[str, tuple[int, ...]] = {}  # a cache: the vocabulary repeats
+
+
+def winnow(hashes: list[int], window: int = WINDOW) -> set[int]:
+    """The smallest hash of every run of ``window`` consecutive hashes."""
+    if len(hashes) <= window:
+        return {min(hashes)} if hashes else set()
+    out: set[int] = set()
+    queue: deque[int] = deque()  # positions of increasing hashes: the window's minimum first
+    for i, h in enumerate(hashes):
+        while queue and hashes[queue[-1]] >= h:
+            queue.pop()
+        queue.append(i)
+        if queue[0] <= i - window:
+            queue.popleft()
+        if i >= window - 1:
+            out.add(hashes[queue[0]])
+    return out
+
+
+def shingle_sketch(words: list[str]) -> tuple[list[int], list[int]]:
+    """(sketch, whole): the winnowed hashes, and every shingle hash when the text is short enough."""
+    hashes = shingle_hashes(words)
+    whole = sorted(set(hashes)) if len(words) <= SHORT_WORDS else []
+    return sorted(winnow(hashes)), whole
+
+
+def sketch(words: list[str]) -> list[int]:
+    """Sorted distinct winnowed shingle hashes of a folded word sequence."""
+    return sorted(winnow(shingle_hashes(words)))
 
 
 def same_story(shared: int, mine: int, theirs: int) -> bool:
-    """Decide from sketch overlap whether two texts are copies of one story."""
+    """Decide from sketch overlap whether two texts are copies of one story (symmetric)."""
     smaller = min(mine, theirs)
     return smaller > 0 and shared >= MIN_SHARED and shared / smaller >= MIN_CONTAINMENT
+
+
+def whole_to_sketch_size(whole: int) -> int:
+    """How many winnowed hashes a text with ``whole`` shingles has, on average (2/(WINDOW+1) of them)."""
+    return max(1, round(whole * 2 / (WINDOW + 1))) if whole else 0
+
+
+@dataclass(frozen=True)
+class StoredForm:
+    """What an article is compared and stored by: hashes outside its source's boilerplate."""
+
+    hashes: list[int]
+    size: int  # in sketch units (winnowed hashes)
+    whole: int  # the count of shingles when the text is kept whole, else 0
+
+
+def stored_form(sketch: list[int], whole: list[int], boilerplate: set[int] | frozenset[int] = frozenset()) -> StoredForm:
+    """A text short enough once boilerplate is out is kept whole; a longer one by its sketch."""
+    if whole:
+        kept = [h for h in whole if h not in boilerplate]
+        if len(kept) <= SHORT:
+            return StoredForm(kept, whole_to_sketch_size(len(kept)), len(kept))
+    kept = [h for h in sketch if h not in boilerplate]
+    return StoredForm(kept, len(kept), 0)
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """A stored article sharing hashes with a new one (what storage returns for the decision)."""
+
+    article: int
+    story: int
+    shared: int  # distinct hashes in common, neither source's boilerplate
+    size: int  # the stored article's sketch size
+    whole: int  # its shingle count when stored whole, else 0
+
+
+def matches(me: StoredForm, other: Overlap) -> bool:
+    """Same story? Two whole texts compare shingle by shingle; otherwise in sketch units."""
+    if me.whole and other.whole:
+        return same_story(other.shared, me.whole, other.whole)
+    return same_story(other.shared, me.size, other.size)
+
+
+def join_stories(me: StoredForm, overlaps: list[Overlap]) -> list[int]:
+    """The stories a new article belongs to, oldest (smallest id) first.
+
+    Empty: it starts a new story. Several: it bridges them, and they become one story
+    under the first id. The decision depends only on the pairwise overlaps, so the
+    stories that come out do not depend on the order in which articles arrive.
+    """
+    return sorted({o.story for o in overlaps if matches(me, o)})
+
+
+def is_boilerplate(other_stories: int) -> bool:
+    """A shingle that articles of one source carry in this many other stories is that source's boilerplate."""
+    return other_stories >= BOILERPLATE_STORIES
+
+
+def batch_boilerplate(texts: list[set[int]]) -> set[int]:
+    """Shingles that recur across one poll of a source: in 3 or more of its articles and at least half of them."""
+    if len(texts) < BATCH_BOILERPLATE:
+        return set()
+    need = max(BATCH_BOILERPLATE, (len(texts) + 1) // 2)
+    counts = Counter(h for t in texts for h in t)
+    return {h for h, n in counts.items() if n >= need}

@@ -15,12 +15,17 @@ import json
 import os
 import sqlite3
 import urllib.parse
+from collections import Counter, defaultdict
 from pathlib import Path
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
+
+from ..dedup import (COMMON_POSTINGS, SKETCH_DAYS, Overlap, StoredForm, batch_boilerplate, is_boilerplate, join_stories,
+                    shingle_sketch, stored_form, whole_to_sketch_size)
+from ..fold import Folded
 
 UTC = dt.timezone.utc
 
@@ -129,12 +134,62 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     );
     CREATE INDEX health_alerts_status ON health_alerts(status, next_attempt);
     """,
+    # 6: stories: winnowed sketches with per-article sizes, per-source boilerplate, merges
+    # (a function: the stored sketches are recomputed from the stored text)
+    lambda conn: _migrate_stories(conn),
 ]
+
+STORIES_SCHEMA = """
+    CREATE TABLE sketch_articles (
+        article INTEGER PRIMARY KEY REFERENCES articles(id) ON DELETE CASCADE,
+        story INTEGER NOT NULL, source TEXT, size INTEGER NOT NULL, whole INTEGER NOT NULL DEFAULT 0,
+        fetched TEXT NOT NULL
+    );
+    CREATE INDEX sketch_articles_story ON sketch_articles(story);
+    CREATE INDEX sketch_articles_fetched ON sketch_articles(fetched);
+    CREATE TABLE boilerplate (
+        source TEXT NOT NULL, hash INTEGER NOT NULL, seen TEXT NOT NULL, PRIMARY KEY (source, hash)
+    ) WITHOUT ROWID;
+    CREATE INDEX boilerplate_seen ON boilerplate(seen);
+    CREATE INDEX delivery_hits_story ON delivery_hits(story);
+    DELETE FROM sketches;
+"""
+
+
+def _migrate_stories(conn: sqlite3.Connection) -> None:
+    """Schema 6: recompute the sketches of the articles inside the window from their stored text,
+    learning each source's boilerplate from its articles in the window. Stories are kept as they are."""
+    for statement in _statements(STORIES_SCHEMA):
+        conn.execute(statement)
+    newest = conn.execute("SELECT max(fetched) FROM articles").fetchone()[0]
+    if not newest:
+        return
+    since = iso(parse_iso(newest) - dt.timedelta(days=SKETCH_DAYS))
+    sources = [r[0] for r in conn.execute("SELECT DISTINCT source FROM articles WHERE fetched >= ?", (since,))]
+    for source in sources:
+        rows = conn.execute("SELECT id, story, text, fetched FROM articles WHERE source IS ? AND fetched >= ?"
+                            " AND story IS NOT NULL ORDER BY id", (source, since)).fetchall()
+        sketches = {aid: shingle_sketch(Folded.of(text or "").words) for aid, _, text, _ in rows}
+        boiler = batch_boilerplate([set(whole or sk) for sk, whole in sketches.values()])
+        if boiler:
+            conn.executemany("INSERT OR IGNORE INTO boilerplate (source, hash, seen) VALUES (?, ?, ?)",
+                             [(source, h, newest) for h in boiler])
+        for aid, story, _, fetched in rows:
+            form = stored_form(*sketches[aid], boiler)
+            _store_sketch(conn, aid, story, source, fetched, form, set())
 
 
 def _fts(db: sqlite_utils.Database) -> None:
     if not db["articles"].detect_fts():
         db["articles"].enable_fts(["title", "text"], create_triggers=True, tokenize="unicode61 remove_diacritics 2")
+    trigger = db.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'articles_au'").fetchone()
+    if trigger and "UPDATE OF" not in trigger[0]:  # re-index only when the title or text changes (not on story merges)
+        with transaction(db) as conn:
+            conn.execute("DROP TRIGGER articles_au")
+            conn.execute(
+                'CREATE TRIGGER "articles_au" AFTER UPDATE OF "title", "text" ON "articles" BEGIN\n'
+                '  INSERT INTO "articles_fts" ("articles_fts", rowid, "title", "text") VALUES(\'delete\', old.rowid, old."title", old."text");\n'
+                '  INSERT INTO "articles_fts" (rowid, "title", "text") VALUES (new.rowid, new."title", new."text");\nEND')
 
 
 class StoreError(Exception):
@@ -372,6 +427,7 @@ class NewArticle:
     story_id: int | None = None
     id: int | None = None
     duplicate_of: int | None = None
+    shingles: list[int] = field(default_factory=list)  # every shingle hash, for a short text (dedup.shingle_sketch)
 
 
 def known_keys(db: sqlite_utils.Database, source: str, guids: list[str], urls: list[str]) -> tuple[set[str], set[str]]:
@@ -392,20 +448,24 @@ def _chunks(items: list, size: int = 500) -> Iterator[list]:
         yield items[i:i + size]
 
 
-def save_poll(db: sqlite_utils.Database, outcome: PollOutcome, same_story) -> list[NewArticle]:
+Decide = Callable[[StoredForm, list[Overlap]], list[int]]
+
+
+def save_poll(db: sqlite_utils.Database, outcome: PollOutcome, decide: Decide = join_stories) -> list[NewArticle]:
     """Write one poll's articles, stories, hits and the source's state atomically."""
-    return save_polls(db, [outcome], same_story)[0]
+    return save_polls(db, [outcome], decide)[0]
 
 
-def save_polls(db: sqlite_utils.Database, outcomes: list[PollOutcome], same_story) -> list[list[NewArticle]]:
+def save_polls(db: sqlite_utils.Database, outcomes: list[PollOutcome], decide: Decide = join_stories) -> list[list[NewArticle]]:
     """Write several polls in one transaction (group commit); each poll is wholly in or out.
 
     Articles whose URL or fingerprint is already stored (e.g. another source stored
     them earlier in this cycle) are recorded as aliases, not as new articles.
+    ``decide`` picks the stories an article belongs to from its overlaps (dedup.join_stories).
     Returns, per poll, the articles actually inserted, with ids and story ids set.
     """
     with transaction(db) as conn:
-        return [_save_isolated(conn, outcome, same_story) for outcome in outcomes]
+        return [_save_isolated(conn, outcome, decide) for outcome in outcomes]
 
 
 # Errors caused by one poll's data (a value SQLite cannot take); anything else (disk, locks) is
@@ -414,13 +474,13 @@ _DATA_ERRORS = (ValueError, TypeError, OverflowError, sqlite3.IntegrityError, sq
                 sqlite3.DataError, sqlite3.ProgrammingError)
 
 
-def _save_isolated(conn: sqlite3.Connection, outcome: PollOutcome, same_story) -> list[NewArticle]:
+def _save_isolated(conn: sqlite3.Connection, outcome: PollOutcome, decide: Decide) -> list[NewArticle]:
     """One poll inside the group transaction, under a savepoint: if its data cannot be stored,
     that poll is undone and recorded as a failure of its source (so `status` shows it and the
     validators are not kept, and the body is fetched again), and the other polls are stored."""
     conn.execute("SAVEPOINT poll")
     try:
-        inserted = _save_one(conn, outcome, same_story)
+        inserted = _save_one(conn, outcome, decide)
     except _DATA_ERRORS as exc:
         conn.execute("ROLLBACK TO poll")
         conn.execute("RELEASE poll")
@@ -434,9 +494,13 @@ def _save_isolated(conn: sqlite3.Connection, outcome: PollOutcome, same_story) -
     return inserted
 
 
-def _save_one(conn: sqlite3.Connection, outcome: PollOutcome, same_story) -> list[NewArticle]:
+def _save_one(conn: sqlite3.Connection, outcome: PollOutcome, decide: Decide) -> list[NewArticle]:
     inserted: list[NewArticle] = []
     known = _existing(conn, [a.url for a in outcome.articles], [a.fingerprint for a in outcome.articles if a.fingerprint])
+    fresh = {a.fingerprint or a.url: a for a in outcome.articles
+             if not (known.get(("url", a.url)) or known.get(("fp", a.fingerprint)))}
+    now = now_iso()
+    _add_boilerplate(conn, outcome.source, batch_boilerplate([set(a.shingles or a.sketch) for a in fresh.values()]), now)
     for art in outcome.articles:
         dup = known.get(("url", art.url)) or known.get(("fp", art.fingerprint))
         if dup:
@@ -444,21 +508,24 @@ def _save_one(conn: sqlite3.Connection, outcome: PollOutcome, same_story) -> lis
             conn.execute("INSERT OR IGNORE INTO guids (source, guid, article) VALUES (?, ?, ?)",
                          (outcome.source, art.guid, dup))
             continue
-        art.story_id = _find_story(conn, art.sketch, same_story)
-        if art.story_id is None:
+        form, overlaps, crowded = story_overlaps(conn, outcome.source, art.sketch, art.shingles, now)
+        stories = decide(form, overlaps) or []
+        if not stories:
             art.story_id = conn.execute("INSERT INTO stories (title, first_seen) VALUES (?, ?)",
                                         (art.title, art.fetched)).lastrowid
         else:
+            art.story_id = stories[0]
+            if len(stories) > 1:
+                merge_stories(conn, stories[0], stories[1:])
             conn.execute("UPDATE stories SET copies = copies + 1 WHERE id = ?", (art.story_id,))
         art.id = conn.execute(
             "INSERT INTO articles (source, guid, url, title, text, author, published, fetched, fingerprint,"
             " story, sketch_size) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (outcome.source, art.guid, art.url, art.title, art.text, art.author, art.published, art.fetched,
-             art.fingerprint, art.story_id, len(art.sketch))).lastrowid
+             art.fingerprint, art.story_id, form.size)).lastrowid
         conn.execute("INSERT OR IGNORE INTO guids (source, guid, article) VALUES (?, ?, ?)",
                      (outcome.source, art.guid, art.id))
-        conn.executemany("INSERT OR IGNORE INTO sketches (hash, article) VALUES (?, ?)",
-                         [(h, art.id) for h in art.sketch])
+        _store_sketch(conn, art.id, art.story_id, outcome.source, art.fetched, form, crowded)
         conn.executemany(
             "INSERT OR IGNORE INTO hits (article, rule, terms, snippet, marks, created) VALUES (?,?,?,?,?,?)",
             [(art.id, h.rule, json.dumps(h.terms, ensure_ascii=False), h.snippet, json.dumps(h.marks), art.fetched)
@@ -484,18 +551,86 @@ def _existing(conn: sqlite3.Connection, urls: list[str], fingerprints: list[str]
     return found
 
 
-def _find_story(conn: sqlite3.Connection, sketch: list[int], same_story) -> int | None:
-    if not sketch:
-        return None
-    best = None
-    for chunk in _chunks(sketch, 400):
-        rows = conn.execute(
-            f"SELECT s.article, count(*) AS shared, a.sketch_size, a.story FROM sketches s JOIN articles a ON a.id = s.article"
-            f" WHERE s.hash IN ({','.join('?' * len(chunk))}) GROUP BY s.article ORDER BY shared DESC LIMIT 5", chunk).fetchall()
-        for article, shared, size, story in rows:
-            if same_story(shared, len(sketch), size) and (best is None or shared > best[0]):
-                best = (shared, story)
-    return best[1] if best else None
+# --------------------------------------------------------------------------- stories (the decision is dedup's)
+
+_POSTINGS = ("SELECT s.hash, s.article, m.source, m.story, m.size, m.whole FROM sketches s"
+             " JOIN sketch_articles m ON m.article = s.article WHERE s.hash IN (SELECT value FROM json_each(?))")
+
+
+def story_overlaps(conn: sqlite3.Connection, source: str, sketch: list[int], whole: list[int],
+                   seen: str | None = None) -> tuple[StoredForm, list[Overlap], set[int]]:
+    """Every stored article sharing hashes with this text, with how many it shares.
+
+    Hashes that are boilerplate of ``source`` are left out (those already known, and
+    those found now: stored in articles of the source in other stories, which are
+    recorded). Returns the text's stored form, the overlaps, and the hashes already
+    stored for ``COMMON_POSTINGS`` articles (stock phrases: not stored again). The cost
+    depends on the postings of this text's hashes, not on the size of the database.
+    """
+    every = sorted(set(sketch) | set(whole))
+    boiler = {r[0] for r in conn.execute(
+        "SELECT hash FROM boilerplate WHERE source = ? AND hash IN (SELECT value FROM json_each(?))",
+        (source, json.dumps(every)))} if every else set()
+    while True:
+        form = stored_form(sketch, whole, boiler)
+        postings: dict[int, list[tuple]] = defaultdict(list)
+        if form.hashes:
+            for h, *row in conn.execute(_POSTINGS, (json.dumps(form.hashes),)):
+                postings[h].append(row)
+        found = {h for h, rows in postings.items()
+                 if is_boilerplate(len({story for _, src, story, _, _ in rows if src == source}))}
+        if not found:
+            break
+        _add_boilerplate(conn, source, found, seen or now_iso())
+        boiler |= found
+    shared: Counter[int] = Counter()
+    meta: dict[int, tuple[int, int, int]] = {}
+    for rows in postings.values():
+        for article, _src, story, size, whole_n in rows:
+            shared[article] += 1
+            meta[article] = (story, size, whole_n)
+    overlaps = [Overlap(a, meta[a][0], n, meta[a][1], meta[a][2]) for a, n in shared.items()]
+    crowded = {h for h, rows in postings.items() if len(rows) >= COMMON_POSTINGS}
+    return form, overlaps, crowded
+
+
+def _store_sketch(conn: sqlite3.Connection, article: int, story: int, source: str | None, fetched: str,
+                  form: StoredForm, crowded: set[int]) -> None:
+    conn.execute("INSERT OR REPLACE INTO sketch_articles (article, story, source, size, whole, fetched) VALUES (?,?,?,?,?,?)",
+                 (article, story, source, form.size, form.whole, fetched))
+    conn.executemany("INSERT OR IGNORE INTO sketches (hash, article) VALUES (?, ?)",
+                     [(h, article) for h in form.hashes if h not in crowded])
+
+
+def _add_boilerplate(conn: sqlite3.Connection, source: str, hashes: set[int], seen: str) -> None:
+    """Record hashes as boilerplate of a source and take them out of its stored articles' sketches."""
+    if not hashes:
+        return
+    q = json.dumps(sorted(hashes))
+    conn.execute("INSERT INTO boilerplate (source, hash, seen) SELECT ?, value, ? FROM json_each(?) WHERE true"
+                 " ON CONFLICT (source, hash) DO UPDATE SET seen = excluded.seen", (source, seen, q))
+    rows = conn.execute("SELECT s.article, count(*), m.size, m.whole FROM sketches s JOIN sketch_articles m ON m.article = s.article"
+                        " WHERE s.hash IN (SELECT value FROM json_each(?)) AND m.source = ? GROUP BY s.article", (q, source)).fetchall()
+    for article, n, size, whole in rows:
+        conn.execute("DELETE FROM sketches WHERE article = ? AND hash IN (SELECT value FROM json_each(?))", (article, q))
+        if whole:
+            whole = max(whole - n, 0)
+            size = whole_to_sketch_size(whole)
+        else:
+            size = max(size - n, 0)
+        conn.execute("UPDATE sketch_articles SET size = ?, whole = ? WHERE article = ?", (size, whole, article))
+
+
+def merge_stories(conn: sqlite3.Connection, keep: int, others: list[int]) -> None:
+    """Make several stories one, under ``keep`` (the oldest): articles (so hits and "also in")
+    and delivered hits (so a story sent once is not sent again) follow."""
+    q = json.dumps(others)
+    for table in ("articles", "sketch_articles", "delivery_hits"):
+        conn.execute(f"UPDATE {table} SET story = ? WHERE story IN (SELECT value FROM json_each(?))", (keep, q))
+    conn.execute(
+        "UPDATE stories SET (copies, first_seen) = (SELECT sum(copies), min(first_seen) FROM stories"
+        " WHERE id = ? OR id IN (SELECT value FROM json_each(?))) WHERE id = ?", (keep, q, keep))
+    conn.execute("DELETE FROM stories WHERE id IN (SELECT value FROM json_each(?))", (q,))
 
 
 def _update_source(conn: sqlite3.Connection, o: PollOutcome, new: int) -> None:
@@ -599,9 +734,18 @@ def article_titles(db: sqlite_utils.Database, ids: list[int]) -> dict[int, dict]
     return out
 
 
-def prune(db: sqlite_utils.Database, older_than: str) -> int:
-    """Delete articles fetched before ``older_than`` that have no hits; VACUUM. Hits are never deleted."""
+def prune(db: sqlite_utils.Database, older_than: str, sketches_before: str | None = None) -> int:
+    """Delete articles fetched before ``older_than`` that have no hits; VACUUM. Hits are never deleted.
+
+    Story sketches and learnt boilerplate older than ``sketches_before`` (default: the
+    dedup window, SKETCH_DAYS before now) are dropped too, so the story lookup stays
+    the same cost however long the database has run."""
+    sketches_before = sketches_before or iso(dt.datetime.now(UTC) - dt.timedelta(days=SKETCH_DAYS))
     with transaction(db) as conn:
+        conn.execute("DELETE FROM sketches WHERE article IN (SELECT article FROM sketch_articles WHERE fetched < ?)",
+                     (sketches_before,))
+        conn.execute("DELETE FROM sketch_articles WHERE fetched < ?", (sketches_before,))
+        conn.execute("DELETE FROM boilerplate WHERE seen < ?", (sketches_before,))
         n = conn.execute("DELETE FROM articles WHERE fetched < ? AND NOT EXISTS (SELECT 1 FROM hits WHERE article = articles.id)",
                          (older_than,)).rowcount
         conn.execute("DELETE FROM stories WHERE NOT EXISTS (SELECT 1 FROM articles WHERE story = stories.id)")
