@@ -457,6 +457,9 @@ def _delivery_lines(problems: list[dict], summary: dict[str, int]) -> None:
                 if p["status"] == "pending" and p["next_attempt"] else "")
         click.echo(f"  {p['status']} {p['subscriber']} ({p['period']}, {p['attempts']} attempts): "
                    f"{p['last_error'] or 'no error recorded'}{when}")
+        if p["status"] == "unknown":
+            click.echo(f"    the server may have it: check that mailbox, then `borderwatch digest resend {p['id']}` "
+                       "sends it again")
 
 
 # --------------------------------------------------------------------------- subscribers
@@ -589,6 +592,9 @@ def digest_send(email: str | None, dry_run: bool, outbox: str, as_json: bool, **
     report = send_due(db, ruleset, transport=transport_from_env(outbox), email=email)
     if as_json:
         echo_json(report.as_dict())
+    elif report.busy:
+        click.echo(f"another process ({report.busy}) is delivering digests now; it sends what is due, "
+                   "so this one sent nothing")
     else:
         click.echo(f"digests: {report.created} new, {report.sent} sent, {report.retry} to retry, "
                    f"{report.failed} failed, {report.unknown} unknown")
@@ -597,6 +603,34 @@ def digest_send(email: str | None, dry_run: bool, outbox: str, as_json: bool, **
         for f in report.files:
             click.echo(f"  wrote {f}")
     sys.exit(EXIT_RUNTIME if report.retry or report.failed else 0)
+
+
+@digest.command("resend")
+@common(feeds=False, keywords=False)
+@click.argument("delivery_id", type=int)
+@click.option("--outbox", default="outbox", show_default=True, help="Directory for .eml files when SMTP_HOST is unset.")
+@click.option("--json", "as_json", is_flag=True)
+def digest_resend(delivery_id: int, outbox: str, as_json: bool, **kw) -> None:
+    """Send again the digest DELIVERY_ID whose outcome is unknown (the connection broke after the
+    server had the whole message: check the recipient's mailbox first) or that failed.
+    `borderwatch status` lists such deliveries with their ids."""
+    from .digest.send import resend, transport_from_env
+
+    db = store.connect(settings(kw).db)
+    try:
+        report = resend(db, delivery_id, transport=transport_from_env(outbox))
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_RUNTIME)
+    if as_json:
+        echo_json(report.as_dict())
+    elif report.busy:
+        click.echo(f"error: another process ({report.busy}) is delivering digests now; try again when it is done", err=True)
+    elif report.sent:
+        click.echo(f"delivery {delivery_id}: sent" + (f" ({report.files[0]})" if report.files else ""))
+    else:
+        click.echo(f"delivery {delivery_id}: not sent: {'; '.join(report.errors)}", err=True)
+    sys.exit(0 if report.sent else EXIT_RUNTIME)
 
 
 # --------------------------------------------------------------------------- serve

@@ -36,7 +36,8 @@ class SMTPSettings:
     user: str | None = None
     password: str | None = None
     tls: str = "starttls"  # starttls | ssl | none
-    timeout: float = 30.0
+    timeout: float = 30.0  # per network operation
+    deadline: float = 120.0  # total per message, connecting included (a server cannot drip forever)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "SMTPSettings | None":

@@ -4,32 +4,46 @@ A digest is rendered and recorded (``pending``) with the hits it carries before 
 attempt, so nothing owed is lost. Each attempt moves it through states committed to
 the database one by one::
 
-    pending -> sending (envelope accepted) -> committing (DATA sent) -> sent
-               | 4xx / connection lost before DATA: back to pending, retried with back-off
+    pending -> sending (envelope and body going out) -> committing (final dot sent) -> sent
+               | 4xx / connection lost before the final dot: back to pending, retried with back-off
                | 5xx for the recipient: failed
+               | connection lost after the final dot: unknown (`digest resend ID` to send it again)
 
-After a crash, ``sending`` is safe to retry (the server never got the final dot).
-``committing`` is the window SMTP leaves open (RFC 1047: a connection lost after the
-final dot leaves the outcome unknown): it is NOT resent, but marked ``unknown`` and
-reported, so a crash never produces a duplicate. With the outbox directory transport
-there is no window: the .eml file's existence says whether it was written.
+After a crash, ``sending`` is safe to retry (the server never got the final dot, so it
+accepted nothing). ``committing`` is the window SMTP leaves open (RFC 1047: a connection
+lost after the final dot leaves the outcome unknown): it is NOT resent, but marked
+``unknown`` and reported by ``status``, so a crash never produces a duplicate. With the
+outbox directory transport there is no window: the .eml file's existence says whether
+it was written.
+
+One process delivers at a time: ``send_due`` holds the ``digest-sender`` lease in the
+database (renewed before each delivery), so two ``digest send`` (or one and ``run``)
+never both deliver, nor does one's crash recovery take back the other's in-flight
+delivery. Every SMTP message has a total deadline, and a stop request (SIGTERM) aborts
+an attempt that has not reached the final dot.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import logging
 import os
+import random
 import re
+import select
 import smtplib
+import socket
 import ssl
+import threading
+import time
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from pathlib import Path
 
 from .. import store
-from ..errors import PermanentError, TransientError, UnknownOutcome
+from ..errors import InvalidArgument, PermanentError, TransientError, UnknownOutcome
 from ..settings import Settings, SMTPSettings
 from ..config import RuleSet
 from . import render
@@ -40,37 +54,103 @@ log = logging.getLogger("borderwatch.digest")
 RETRY_BASE = 60.0
 RETRY_CAP = 6 * 3600.0
 RETRY_CAP_IMMEDIATE = 300.0  # an immediate alert waits minutes, not hours, once SMTP is back
+STOP_GRACE = 5.0  # after a stop request, how long a message past its final dot may wait for the reply
+SENDER_LEASE = "digest-sender"
 
 
 Unknown = UnknownOutcome  # the connection broke after the message was handed over: outcome unknown
 
 
+class _Guard:
+    """Bounds one SMTP attempt: past ``deadline`` seconds, or once ``stop`` is set, the socket is
+    shut down, which makes the blocked smtplib call fail at once. After the final dot a stop
+    request leaves the reply STOP_GRACE seconds (aborting there would make the outcome unknown)."""
+
+    def __init__(self, transport: "SMTPTransport", deadline: float, stop: threading.Event | None):
+        self.transport = transport
+        self.end = time.monotonic() + deadline
+        self.stop = stop
+        self.reason: str | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="smtp-deadline", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._done.is_set():
+            now = time.monotonic()
+            if self.stop is not None and self.stop.is_set():
+                if not self.transport.after_dot:
+                    return self._kill("stopping (SIGTERM)")
+                self.end = min(self.end, now + STOP_GRACE)
+            if now >= self.end:
+                return self._kill(f"no answer within the {self.transport.settings.deadline:g}s deadline per message")
+            self._done.wait(min(self.end - now, 0.1 if self.stop is not None else self.end - now))
+
+    def _kill(self, reason: str) -> None:
+        self.reason = reason
+        sock = getattr(self.transport._smtp_raw, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+
 class SMTPTransport:
-    """One connection per send_due run, opened lazily."""
+    """One connection per send_due run, opened lazily; every message under a total deadline."""
 
     def __init__(self, settings: SMTPSettings):
         self.settings = settings
-        self._smtp: smtplib.SMTP | None = None
+        self._smtp: smtplib.SMTP | None = None  # connected and ready for MAIL FROM
+        self._smtp_raw: smtplib.SMTP | None = None  # the object being connected or used (the guard's target)
+        self.after_dot = False
+        self.idle = True  # False while a message is in flight: then close() must not say QUIT into DATA
+        self.stop: threading.Event | None = None
+
+    @property
+    def deadline(self) -> float:
+        return self.settings.deadline
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
         try:
             if s.tls == "ssl":
-                smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=ssl.create_default_context())
+                smtp = smtplib.SMTP_SSL(timeout=s.timeout, context=ssl.create_default_context())
             else:
-                smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
-                if s.tls == "starttls":
-                    smtp.starttls(context=ssl.create_default_context())
+                smtp = smtplib.SMTP(timeout=s.timeout)
+            self._smtp_raw = smtp
+            smtp.connect(s.host, s.port)
+            if s.tls == "starttls":
+                smtp.starttls(context=ssl.create_default_context())
             smtp.ehlo_or_helo_if_needed()
             if s.user:
                 smtp.login(s.user, s.password or "")
         except smtplib.SMTPAuthenticationError as exc:
+            self._drop()
             raise TransientError(f"SMTP authentication failed: {exc.smtp_code} {exc.smtp_error!r}") from None
         except (OSError, smtplib.SMTPException) as exc:
+            self._drop()
             raise TransientError(f"cannot connect to SMTP server {s.host}:{s.port}: {exc}") from None
         return smtp
 
     def send(self, sender: str, to: str, data: bytes, on_committing) -> None:
+        self.after_dot, self.idle = False, False
+        guard = _Guard(self, self.settings.deadline, self.stop)
+        try:
+            self._send(sender, to, data, on_committing)
+            self.idle = True
+        except (TransientError, Unknown) as exc:
+            if guard.reason:  # the guard cut the connection: say why, keep the before/after-dot verdict
+                raise type(exc)(f"{guard.reason}: {'the server may have the message' if isinstance(exc, Unknown) else 'nothing was handed over'}") from None
+            raise
+        finally:
+            guard.close()
+
+    def _send(self, sender: str, to: str, data: bytes, on_committing) -> None:
         if self._smtp is None:
             self._smtp = self._connect()
         smtp = self._smtp
@@ -83,18 +163,27 @@ class SMTPTransport:
             if code not in (250, 251):
                 self._reset()
                 raise (PermanentError if code >= 500 else TransientError)(f"recipient refused: {code} {resp!r}")
+            smtp.putcmd("data")
+            code, resp = smtp.getreply()
+            if code != 354:
+                self._reset()
+                raise (PermanentError if code >= 500 else TransientError)(f"DATA refused: {code} {resp!r}")
+            body = re.sub(rb"(?m)^\.", b"..", data)
+            smtp.send(body if body.endswith(b"\r\n") else body + b"\r\n")
+            if _hung_up(smtp):  # the server answered or hung up during the body: it has accepted nothing
+                raise smtplib.SMTPServerDisconnected("the server closed the connection during the message body")
+            on_committing()
+            smtp.send(b".\r\n")
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            self.close()
-            raise TransientError(f"SMTP connection lost: {exc}") from None
-        on_committing()
+            self._drop()
+            raise TransientError(f"SMTP connection lost before the end of the message (nothing was accepted; "
+                                 f"retrying): {exc}") from None
+        self.after_dot = True
         try:
-            code, resp = smtp.data(data)
-        except smtplib.SMTPDataError as exc:
-            self._reset()
-            raise (PermanentError if exc.smtp_code >= 500 else TransientError)(f"message refused: {exc.smtp_code} {exc.smtp_error!r}") from None
+            code, resp = smtp.getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            self.close()
-            raise Unknown(f"connection lost during DATA: {exc}") from None
+            self._drop()
+            raise Unknown(f"connection lost after the message was sent, before the server confirmed it: {exc}") from None
         if code != 250:
             self._reset()
             raise (PermanentError if code >= 500 else TransientError)(f"message refused: {code} {resp!r}")
@@ -102,38 +191,75 @@ class SMTPTransport:
     def _reset(self) -> None:
         try:
             self._smtp.rset()
+            self.idle = True
         except (smtplib.SMTPException, OSError):
-            self.close()
+            self._drop()
+
+    def _drop(self) -> None:
+        """Close the socket without QUIT (the session is in an unknown state)."""
+        smtp, self._smtp, self._smtp_raw = self._smtp_raw, None, None
+        if smtp is not None:
+            try:
+                smtp.close()
+            except OSError:
+                pass
 
     def close(self) -> None:
-        if self._smtp is not None:
+        if self._smtp is not None and self.idle:
             try:
                 self._smtp.quit()
             except (smtplib.SMTPException, OSError):
                 pass
             self._smtp = None
+        self._drop()
 
     def delivered(self, message_id: str) -> bool | None:
         return None  # SMTP cannot tell
 
 
+def _hung_up(smtp: smtplib.SMTP) -> bool:
+    """True if the server has sent something (an error or EOF) while it should be reading the body."""
+    try:
+        readable, _, _ = select.select([smtp.sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
 class OutboxTransport:
-    """Writes each digest as an .eml file (atomically: temp file then rename)."""
+    """Writes each digest as an .eml file (0600, in a 0700 directory): temp file, fsync, rename."""
+
+    deadline = 60.0
 
     def __init__(self, directory: str | os.PathLike = "outbox"):
         self.dir = Path(directory)
+        self.stop: threading.Event | None = None
 
     def path_for(self, message_id: str) -> Path:
         return self.dir / f"digest-{hashlib.sha1(message_id.encode()).hexdigest()[:12]}.eml"
 
     def send(self, sender: str, to: str, data: bytes, on_committing) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
         msg_id = message_from_bytes(data, policy=policy.default)["Message-ID"]
         target = self.path_for(msg_id)
         tmp = target.with_suffix(".tmp")
         on_committing()
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        try:
+            self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise TransientError(f"disk full: cannot write {target} (free some space; the digest stays owed "
+                                     "and is retried)") from None
+            raise TransientError(f"cannot write {target}: {exc.strerror or exc}") from None
 
     def delivered(self, message_id: str) -> bool | None:
         return self.path_for(message_id).exists()
@@ -166,13 +292,16 @@ class SendReport:
     recovered: int = 0
     errors: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    busy: str | None = None  # another process holds the sender lease: it delivers, this one did nothing
 
     def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("created", "sent", "retry", "failed", "unknown", "recovered", "errors", "files")}
+        return {k: getattr(self, k) for k in ("created", "sent", "retry", "failed", "unknown", "recovered", "errors",
+                                              "files", "busy")}
 
 
 def recover(db, transport) -> int:
-    """Settle deliveries left mid-flight by a crash. Returns how many were touched."""
+    """Settle deliveries left mid-flight by a crash (call only while holding the sender lease).
+    Returns how many were touched."""
     touched = 0
     for d in store.deliveries_in(db, ("sending", "committing")):
         touched += 1
@@ -189,6 +318,21 @@ def recover(db, transport) -> int:
                                "outcome unknown, not resent (see README, 'Delivery guarantees')")
             log.warning("delivery %s to %s: outcome unknown after a crash; not resent", d["message_id"], d["subscriber"])
     return touched
+
+
+class _SenderLease:
+    """The database lease that makes this process the only one delivering digests."""
+
+    def __init__(self, db, transport):
+        self.db = db
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{random.randrange(1 << 32):08x}"
+        self.ttl = 2 * float(getattr(transport, "deadline", 120.0)) + 60  # renewed at least once per message
+
+    def take(self) -> str | None:
+        return store.acquire_lease(self.db, self.owner, self.ttl, key=SENDER_LEASE)
+
+    def release(self) -> None:
+        store.release_lease(self.db, self.owner, key=SENDER_LEASE)
 
 
 def prepare_due(db, rules: RuleSet, now: dt.datetime, sender: str, email: str | None = None,
@@ -214,8 +358,14 @@ def _message_id(email: str, period: str, sender: str) -> str:
 
 
 def send_due(db, rules: RuleSet, now: dt.datetime | None = None, transport=None, email: str | None = None,
-             sender: str | None = None, dry_run: bool = False, settings: Settings | None = None) -> SendReport:
-    """Create the digests due now and deliver every owed one; never raises for delivery errors."""
+             sender: str | None = None, dry_run: bool = False, settings: Settings | None = None,
+             stop: threading.Event | None = None) -> SendReport:
+    """Create the digests due now and deliver every owed one; never raises for delivery errors.
+
+    If another process is delivering (it holds the sender lease), nothing is done and
+    ``report.busy`` names it. ``stop`` (set by a signal handler) ends the run after the
+    attempt in flight, which is aborted if it has not reached the final dot.
+    """
     now = now or dt.datetime.now(dt.timezone.utc)
     settings = settings or Settings.from_env()
     transport = transport or transport_for(settings)
@@ -223,19 +373,61 @@ def send_due(db, rules: RuleSet, now: dt.datetime | None = None, transport=None,
     report = SendReport()
     if dry_run:
         return report
-    report.recovered = recover(db, transport)
-    report.created = prepare_due(db, rules, now, sender, email, settings.public_url)
+    lease = _SenderLease(db, transport)
+    report.busy = lease.take()
+    if report.busy:
+        return report
+    transport.stop = stop
     try:
+        report.recovered = recover(db, transport)
+        report.created = prepare_due(db, rules, now, sender, email, settings.public_url)
         attempted = set()
         for d in store.due_deliveries(db, store.iso(now), email):
+            if not _may_go_on(lease, stop):
+                return report
             attempted.add(d["id"])
             _deliver(db, transport, d, sender, now, report)
         if report.sent:  # the server works again: what is still backing off goes out now
             for d in store.due_deliveries(db, store.iso(now), email, waiting=True):
                 if d["id"] not in attempted:
+                    if not _may_go_on(lease, stop):
+                        return report
                     _deliver(db, transport, d, sender, now, report)
     finally:
         transport.close()
+        lease.release()
+    return report
+
+
+def _may_go_on(lease: _SenderLease, stop: threading.Event | None) -> bool:
+    """False when stopping, or when the lease was lost (this process stalled past its TTL): leave the rest."""
+    return not (stop is not None and stop.is_set()) and lease.take() is None
+
+
+def resend(db, delivery_id: int, transport=None, sender: str | None = None,
+           now: dt.datetime | None = None, settings: Settings | None = None) -> SendReport:
+    """Send again a delivery whose outcome is ``unknown`` (or that ``failed``): the operator's decision.
+
+    Raises InvalidArgument if there is no such delivery or it is in another state."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    settings = settings or Settings.from_env()
+    transport = transport or transport_for(settings)
+    sender = render.sender_address(sender or settings.digest_from)
+    report = SendReport()
+    lease = _SenderLease(db, transport)
+    report.busy = lease.take()
+    if report.busy:
+        return report
+    try:
+        d = store.delivery(db, delivery_id)
+        if d is None:
+            raise InvalidArgument(f"no delivery {delivery_id} (see `borderwatch status`)")
+        if not store.requeue_delivery(db, delivery_id, store.iso(now), ("unknown", "failed")):
+            raise InvalidArgument(f"delivery {delivery_id} is {d['status']}: only an unknown or failed delivery can be resent")
+        _deliver(db, transport, store.delivery(db, delivery_id), sender, now, report)
+    finally:
+        transport.close()
+        lease.release()
     return report
 
 

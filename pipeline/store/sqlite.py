@@ -855,7 +855,7 @@ def due_deliveries(db: sqlite_utils.Database, now: str, email: str | None = None
 def delivery_problems(db: sqlite_utils.Database, limit: int = 20) -> list[dict]:
     """Deliveries owed with an error, failed or of unknown outcome: what `status` reports."""
     return list(db.query(
-        "SELECT subscriber, period, status, attempts, last_error, next_attempt, created FROM deliveries"
+        "SELECT id, subscriber, period, status, attempts, last_error, next_attempt, created FROM deliveries"
         " WHERE (status = 'pending' AND last_error IS NOT NULL) OR status IN ('failed', 'unknown')"
         " ORDER BY CASE status WHEN 'pending' THEN 0 WHEN 'failed' THEN 1 ELSE 2 END, id DESC LIMIT ?", [limit]))
 
@@ -875,6 +875,18 @@ def set_delivery(db: sqlite_utils.Database, delivery: int, status: str, error: s
             (status, error, next_attempt, int(attempted), status, now_iso(), delivery))
 
 
+def delivery(db: sqlite_utils.Database, delivery_id: int) -> dict | None:
+    return next(db.query("SELECT * FROM deliveries WHERE id = ?", [delivery_id]), None)
+
+
+def requeue_delivery(db: sqlite_utils.Database, delivery_id: int, now: str, statuses: tuple[str, ...]) -> bool:
+    """Put a delivery in one of ``statuses`` back to pending, due at ``now``; False if it is in another state."""
+    with transaction(db) as conn:
+        return conn.execute(
+            f"UPDATE deliveries SET status = 'pending', next_attempt = ? WHERE id = ? AND status IN ({','.join('?' * len(statuses))})",
+            (now, delivery_id, *statuses)).rowcount == 1
+
+
 def delivery_summary(db: sqlite_utils.Database) -> dict[str, int]:
     return {r[0]: r[1] for r in db.execute("SELECT status, count(*) FROM deliveries GROUP BY status")}
 
@@ -882,21 +894,23 @@ def delivery_summary(db: sqlite_utils.Database) -> dict[str, int]:
 # --------------------------------------------------------------------------- lease (one scheduler per database)
 
 
-def acquire_lease(db: sqlite_utils.Database, owner: str, ttl: float, now: dt.datetime | None = None) -> str | None:
-    """Take or renew the scheduler lease; return the current holder if someone else has it."""
+def acquire_lease(db: sqlite_utils.Database, owner: str, ttl: float, now: dt.datetime | None = None,
+                  key: str = "scheduler") -> str | None:
+    """Take or renew a lease (``scheduler``: one `run` per database; ``digest-sender``: one process
+    delivering digests at a time); return the current holder if someone else has it."""
     now = now or dt.datetime.now(UTC)
     with transaction(db) as conn:
-        row = conn.execute("SELECT value, updated FROM meta WHERE key = 'scheduler'").fetchone()
+        row = conn.execute("SELECT value, updated FROM meta WHERE key = ?", (key,)).fetchone()
         if row and row[0] != owner and parse_iso(row[1]) + dt.timedelta(seconds=ttl) > now:
             return row[0]
-        conn.execute("INSERT INTO meta (key, value, updated) VALUES ('scheduler', ?, ?)"
-                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated = excluded.updated", (owner, iso(now)))
+        conn.execute("INSERT INTO meta (key, value, updated) VALUES (?, ?, ?)"
+                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated = excluded.updated", (key, owner, iso(now)))
     return None
 
 
-def release_lease(db: sqlite_utils.Database, owner: str) -> None:
+def release_lease(db: sqlite_utils.Database, owner: str, key: str = "scheduler") -> None:
     with transaction(db) as conn:
-        conn.execute("DELETE FROM meta WHERE key = 'scheduler' AND value = ?", (owner,))
+        conn.execute("DELETE FROM meta WHERE key = ? AND value = ?", (key, owner))
 
 
 def set_meta(db: sqlite_utils.Database, key: str, value: str | None) -> None:

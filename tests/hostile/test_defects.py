@@ -1,0 +1,290 @@
+"""Defects from the attack run (issue 19, items 10-15 and 17-19), each against real parts:
+aiosmtpd or a scripted SMTP peer on 127.0.0.1, real `borderwatch` processes, SQLite on disk,
+a local HTTP server, a size-limited tmpfs.
+
+Nothing here waits on wall-clock time: slow servers are bounded by short configured
+deadlines, and tests wait for the event itself with a generous bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import socket
+import stat
+import subprocess
+import sys
+import threading
+from email.message import EmailMessage
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from conftest import free_port, wait_until
+
+from pipeline import store
+from pipeline.config import load_rules
+from pipeline.digest.send import OutboxTransport, SMTPSettings, SMTPTransport, TransientError, send_due
+
+ROOT = Path(__file__).parent.parent.parent
+KEYWORDS = ROOT / "keywords.yaml"
+NOW = dt.datetime(2026, 11, 23, 15, 0, tzinfo=dt.timezone.utc)
+RULES = load_rules(KEYWORDS)
+
+
+def cli(*args: str, env: dict | None = None, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, **kw)
+
+
+def smtp_env(port: int) -> dict:
+    return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port), "SMTP_TLS": "none"}
+
+
+def owe(db, email: str, period: str = "2026-11-23", body: bytes | None = None) -> int:
+    """A subscriber and one pending digest owed to them (as prepare_due records it)."""
+    store.add_subscriber(db, email, None, None, "daily", 7, 0, "UTC", created="2000-01-01T00:00:00Z")
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "borderwatch <alerts@example.org>", email, f"digest {period}"
+    msg["Message-ID"] = f"<digest.{abs(hash((email, period)))}@example.org>"
+    msg.set_content(body.decode() if body else "Three new hits.\n")
+    raw = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+    return store.create_delivery(db, email, period, msg["Message-ID"], msg["Subject"], raw, [], store.iso(NOW))
+
+
+def statuses(db) -> dict[str, str]:
+    return {r["subscriber"]: r["status"] for r in db.query("SELECT subscriber, status FROM deliveries")}
+
+
+class Recorder:
+    """aiosmtpd handler that records messages; ``hold`` makes the first DATA wait for an event."""
+
+    def __init__(self, hold: threading.Event | None = None):
+        self.messages: list[bytes] = []
+        self.hold = hold
+        self.holding = threading.Event()
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if self.hold is not None and not self.holding.is_set():
+            self.holding.set()
+            await asyncio.get_running_loop().run_in_executor(None, self.hold.wait, 60)
+        self.messages.append(envelope.content)
+        return "250 Message accepted for delivery"
+
+    def message_ids(self) -> list[str]:
+        return [message_from_bytes(m, policy=policy.default)["Message-ID"] for m in self.messages]
+
+
+@pytest.fixture
+def aiosmtpd():
+    started = []
+
+    def start(handler: Recorder) -> int:
+        port = free_port()
+        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        controller.start()
+        started.append(controller)
+        return port
+
+    yield start
+    for c in started:
+        c.stop()
+
+
+class ScriptedSMTP:
+    """A minimal SMTP peer on 127.0.0.1 that misbehaves on purpose during DATA.
+
+    ``modes`` says what to do, connection by connection:
+    ``drop-on-data`` (reset the connection on the DATA command), ``drop-mid-body``
+    (read a little of the body, then reset with the rest unread), ``drop-after-dot`` (read the
+    whole message, then close without a reply), ``drip-354`` (send the DATA reply one byte at a
+    time, forever), ``ok``.
+    """
+
+    def __init__(self, modes: list[str], rcvbuf: int | None = None):
+        self.modes = list(modes)
+        self.stopped = threading.Event()
+        self.got_data = threading.Event()
+        self.listener = socket.socket()
+        if rcvbuf:
+            self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            mode = self.modes.pop(0) if self.modes else "ok"
+            threading.Thread(target=self._session, args=(conn, mode), daemon=True).start()
+
+    @staticmethod
+    def _reset(conn: socket.socket) -> None:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        conn.close()
+
+    def _session(self, conn: socket.socket, mode: str) -> None:
+        f = conn.makefile("rb")
+        try:
+            conn.sendall(b"220 scripted ESMTP\r\n")
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                verb = line[:4].upper()
+                if verb in (b"EHLO", b"HELO"):
+                    conn.sendall(b"250 scripted\r\n")
+                elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
+                    conn.sendall(b"250 OK\r\n")
+                elif verb == b"QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    return conn.close()
+                elif verb == b"DATA":
+                    self.got_data.set()
+                    if mode == "drop-on-data":
+                        return self._reset(conn)
+                    if mode == "drip-354":
+                        for ch in b"354 go ahead\r\n" * 1000:
+                            if self.stopped.wait(0.2):
+                                return
+                            conn.sendall(bytes([ch]))
+                    conn.sendall(b"354 go ahead\r\n")
+                    if mode == "drop-mid-body":
+                        f.read(1000)
+                        return self._reset(conn)
+                    while f.readline() not in (b".\r\n", b""):
+                        pass
+                    if mode == "drop-after-dot":
+                        return conn.close()
+                    conn.sendall(b"250 queued\r\n")
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+
+
+def scripted_transport(port: int, deadline: float = 30.0) -> SMTPTransport:
+    return SMTPTransport(SMTPSettings("127.0.0.1", port, tls="none", timeout=10, deadline=deadline))
+
+
+# 10. SMTP has a total deadline per message -----------------------------------------------------
+
+
+def test_10_smtp_server_dripping_its_reply_is_cut_at_the_deadline(tmp_path):
+    db = store.connect(tmp_path / "bw.db")
+    owe(db, "a@example.org")
+    server = ScriptedSMTP(["drip-354"])
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(r=send_due(db, RULES, NOW, scripted_transport(server.port, 1.0))),
+                              daemon=True)
+    try:
+        worker.start()
+        worker.join(60)  # each byte comes well within the 10 s socket timeout: only a total deadline ends it
+        assert not worker.is_alive(), "digest send still blocked by a server dripping its reply"
+    finally:
+        server.close()
+    report = result["r"]
+    assert report.retry == 1 and report.unknown == 0 and "deadline" in report.errors[0]
+    assert statuses(db) == {"a@example.org": "pending"}  # before the final dot: owed, retried later
+
+
+# 14. Concurrent senders never deliver the same digest twice -------------------------------------
+
+
+def test_14_two_digest_send_processes_deliver_each_digest_once(tmp_path, aiosmtpd):
+    path = tmp_path / "bw.db"
+    db = store.connect(path)
+    for who in ("a@example.org", "b@example.org", "c@example.org"):
+        owe(db, who)
+    release = threading.Event()
+    handler = Recorder(hold=release)
+    port = aiosmtpd(handler)
+    args = ["digest", "send", "--db", str(path), "--keywords", str(KEYWORDS)]
+    first = subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=ROOT, env={**os.environ, **smtp_env(port)},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert handler.holding.wait(60), "the first sender never reached DATA"
+        second = cli(*args, env=smtp_env(port))  # while the first one is mid-delivery
+        assert second.returncode == 0, second.stderr
+        assert "another process" in second.stdout
+    finally:
+        release.set()
+        out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    ids = handler.message_ids()
+    assert len(ids) == 3 and len(set(ids)) == 3, ids
+    assert set(statuses(db).values()) == {"sent"}
+
+
+def test_14_a_sender_that_died_holding_the_lease_is_recovered_after_its_ttl(tmp_path, aiosmtpd):
+    db = store.connect(tmp_path / "bw.db")
+    owe(db, "a@example.org")
+    handler = Recorder()
+    t = SMTPTransport(SMTPSettings("127.0.0.1", aiosmtpd(handler), tls="none", deadline=10))
+    stale = NOW - dt.timedelta(hours=1)
+    assert store.acquire_lease(db, "dead-host:1:x", 80, now=stale, key="digest-sender") is None
+    assert send_due(db, RULES, NOW, t).sent == 1 and len(handler.messages) == 1
+
+
+# 15. Connection dropped mid-DATA: retried; after the final dot: unknown, status, resend ----------
+
+
+def test_15_drop_before_the_final_dot_is_retried_not_unknown(tmp_path, aiosmtpd):
+    db = store.connect(tmp_path / "bw.db")
+    for who in ("a@example.org", "b@example.org", "c@example.org"):
+        owe(db, who)
+    server = ScriptedSMTP(["drop-on-data"] * 3)
+    try:
+        report = send_due(db, RULES, NOW, scripted_transport(server.port))
+    finally:
+        server.close()
+    assert report.unknown == 0 and report.retry == 3, report.errors
+    assert set(statuses(db).values()) == {"pending"}
+    handler = Recorder()
+    later = send_due(db, RULES, NOW + dt.timedelta(hours=1), scripted_transport(aiosmtpd(handler)))
+    assert later.sent == 3 and len(set(handler.message_ids())) == 3
+
+
+def test_15_drop_in_the_middle_of_a_large_body_is_retried(tmp_path):
+    server = ScriptedSMTP(["drop-mid-body"], rcvbuf=4096)
+    committing = []
+    big = b"Subject: big\r\nMessage-ID: <big@example.org>\r\n\r\n" + (b"x" * 998 + b"\r\n") * 24_000  # 24 MB
+    try:
+        with pytest.raises(TransientError, match="before the end of the message"):
+            scripted_transport(server.port).send("a@example.org", "b@example.org", big, lambda: committing.append(1))
+    finally:
+        server.close()
+    assert committing == []  # never marked as handed over
+
+
+def test_15_drop_after_the_final_dot_is_unknown_shown_by_status_and_resent_on_request(tmp_path, aiosmtpd):
+    path = tmp_path / "bw.db"
+    db = store.connect(path)
+    did = owe(db, "a@example.org")
+    server = ScriptedSMTP(["drop-after-dot"])
+    try:
+        report = send_due(db, RULES, NOW, scripted_transport(server.port))
+    finally:
+        server.close()
+    assert report.unknown == 1 and statuses(db) == {"a@example.org": "unknown"}
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("sources:\n  - id: a\n    url: https://a.example/feed\n")
+    status = cli("status", "--db", str(path), "--feeds", str(feeds), env={"COLUMNS": "300"})
+    assert "unknown a@example.org" in status.stdout and f"digest resend {did}" in status.stdout, status.stdout
+    handler = Recorder()
+    port = aiosmtpd(handler)
+    resent = cli("digest", "resend", str(did), "--db", str(path), env=smtp_env(port))
+    assert resent.returncode == 0, resent.stderr
+    assert statuses(db) == {"a@example.org": "sent"} and len(handler.messages) == 1
+    again = cli("digest", "resend", str(did), "--db", str(path), env=smtp_env(port))
+    assert again.returncode == 1 and "only an unknown or failed delivery" in again.stderr
+    assert len(handler.messages) == 1
