@@ -162,7 +162,7 @@ def _article(title: str, body: str) -> bytes:
 def test_page_source_follows_links_extracts_main_text_and_respects_robots(server, tmp_path, db, matcher):
     server.routes["/robots.txt"] = Reply(body=b"User-agent: *\nDisallow: /private/\n")
     server.routes["/list/"] = Reply(body=LISTING, headers={"Content-Type": "text/html"})
-    server.routes["/art/1.html"] = Reply(body=_article("Gun trafficking ring", "ATF agents say the ring smuggled rifles across the border to Mexico for a cartel."))
+    server.routes["/art/1.html"] = Reply(body=_article("Gun trafficking ring", "ATF agents say the ring smuggled rifles across the border to Mexico for a trafficking network."))
     server.routes["/list/art/2.html"] = Reply(body=_article("Weather", "Sunny skies over the capital this weekend."))
     server.routes["/private/3.html"] = Reply(body=_article("Secret", "never fetched"))
     feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": "p", "url": server.url("/list/"), "type": "page",

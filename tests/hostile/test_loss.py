@@ -14,7 +14,6 @@ from conftest import Reply, feeds_for, rss
 
 from pipeline import store
 from pipeline.cycle import run_cycle
-from pipeline.dedup import same_story
 
 UTC = dt.timezone.utc
 MIGRANTS = "Hundreds of migrants waited in Tijuana shelters near the border for an asylum appointment."
@@ -65,7 +64,7 @@ def test_6_writer_stores_the_other_polls_when_one_polls_data_cannot_be_stored(tm
     db["sources"].insert_all([{"id": "bad"}, {"id": "ok"}])
     bad = PollOutcome("bad", True, 200, etag='"v1"', articles=[art("https://bad.example/1", "lone \ud800")])
     ok = PollOutcome("ok", True, 200, etag='"v2"', articles=[art("https://ok.example/1", "fine")])
-    saved = store.save_polls(db, [bad, ok], same_story)
+    saved = store.save_polls(db, [bad, ok])
     assert [len(s) for s in saved] == [0, 1]
     states = store.source_states(db)
     assert states["bad"]["consecutive_failures"] == 1 and "could not store" in states["bad"]["last_error"]
