@@ -437,10 +437,10 @@ def _status_table(rows: list[dict], db) -> None:
         table.add_row(r["id"], fmt(r["last_poll"]), fmt(r["last_success"]), str(r["consecutive_failures"]),
                       str(r["items_seen"]), fmt(r["next_poll"]), note.replace("[", "\\["), style=style)
     console.print(table)
-    holder = store.lease_holder(db)
+    from .status import scheduler_state
+
     failing = sum(1 for r in rows if r["consecutive_failures"])
-    console.print(f"{len(rows)} sources, {failing} failing; scheduler: "
-                  + (f"running ({holder[0]}, last seen {holder[1]})" if holder else "not running"))
+    console.print(f"{len(rows)} sources, {failing} failing; scheduler: {scheduler_state(db)[1]}", highlight=False)
     config_errors = store.get_meta(db, "config_errors")
     if config_errors:
         console.print(f"[red]configuration errors[/red] (seen by run at {config_errors[1]}; the last valid version is in force):")
@@ -708,27 +708,46 @@ def opml_export(**kw) -> None:
 @opml.command("import")
 @common(keywords=False, db=False)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--print", "print_only", is_flag=True, help="Print the YAML to paste instead of appending it to feeds.yaml.")
+@click.option("--print", "print_only", is_flag=True, help="Print the YAML of the new sources instead of adding them.")
+@click.option("--strict", is_flag=True, help="Import nothing if any entry is rejected.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"added": [...], "rejected": [...], "known": N}.')
 @config_errors
-def opml_import(file: str, print_only: bool, **kw) -> None:
-    """Add the feeds of an OPML FILE to feeds.yaml (appended, so comments are kept)."""
-    from .opml import import_opml, sources_yaml
+def opml_import(file: str, print_only: bool, strict: bool, as_json: bool, **kw) -> None:
+    """Add the feeds (and exported page sources) of an OPML FILE to feeds.yaml.
+
+    Each entry is checked first; rejected entries are listed with the reason and the valid
+    ones are added (with --strict: none if any is rejected). feeds.yaml keeps its comments,
+    the whole result is validated before it is written, and the write is atomic.
+    Exit status 1 if an entry was rejected.
+    """
+    from .feedsfile import EditError, append_sources, current, edit
+    from .opml import entries, import_opml, sources_yaml
 
     feeds_path = settings(kw).feeds
-    existing = load_feeds(feeds_path) if Path(feeds_path).exists() else None
+    existing = current(feeds_path)
     try:
-        new = import_opml(Path(file).read_bytes(), existing)
+        result = import_opml(Path(file).read_bytes(), existing)
     except Exception as exc:  # defusedxml and ElementTree parse errors
-        click.echo(f"error: {file}: not a valid OPML file: {exc}", err=True)
-        sys.exit(EXIT_CONFIG)
-    text = sources_yaml(new)
-    if print_only or not new:
-        click.echo(text or "no new feeds", nl=False)
-        return
-    body = Path(feeds_path).read_text(encoding="utf-8") if existing else "sources:\n"
-    Path(feeds_path).write_text(body.rstrip("\n") + "\n" + text, encoding="utf-8")
-    load_feeds(feeds_path)  # validate what we wrote
-    click.echo(f"added {len(new)} feeds to {feeds_path}")
+        raise click.BadParameter(f"{file} is not a valid OPML file: {str(exc).splitlines()[0]}", param_hint="FILE") from None
+    for what, why in result.rejected:
+        click.echo(f"rejected {what}: {why}", err=True)
+    write = result.new and not print_only and not (strict and result.rejected)
+    if print_only and result.new:
+        click.echo(sources_yaml(result.new), nl=False)
+    elif write:
+        try:
+            edit(feeds_path, lambda doc: append_sources(doc, entries(result.new)))
+        except EditError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_RUNTIME)
+    if as_json:
+        echo_json({"added": [c.__dict__ for c in result.new] if write else [],
+                   "rejected": [{"entry": w, "reason": r} for w, r in result.rejected], "known": result.known})
+    elif not print_only:
+        verdict = (f"added {len(result.new)} source{'s' if len(result.new) != 1 else ''} to {feeds_path}" if write
+                   else "nothing added" + (" (--strict: some entries were rejected)" if strict and result.rejected and result.new else ""))
+        click.echo(f"{verdict}; {len(result.rejected)} rejected, {result.known} already present")
+    sys.exit(EXIT_RUNTIME if result.rejected else 0)
 
 
 @main.command()

@@ -20,9 +20,8 @@ import logging
 import os
 import random
 import signal
-import socket
 
-from . import store
+from . import lease, store
 from .errors import AlreadyRunning  # noqa: F401 (re-exported)
 from .app import App
 from .cycle import CpuPool, SourceReport, next_poll, run_cycle
@@ -30,25 +29,27 @@ from .fetch import Fetcher, Robots
 
 log = logging.getLogger("borderwatch.schedule")
 
-LEASE_TTL = 120.0
-LEASE_RENEW = 30.0
+LEASE_TTL = lease.TTL
+LEASE_RENEW = lease.RENEW
 RELOAD_EVERY = 5.0
 DIGEST_EVERY = 60.0
 IMMEDIATE_DELAY = 5.0  # after a poll with new hits, digests go out this soon
-SHUTDOWN_DEADLINE = 30.0
+SHUTDOWN_DEADLINE = 8.0  # drain + cancel fit in Docker's default 10 s stop grace
+CANCEL_WAIT = 1.0
 MISFIRE_GRACE = 300
 
 
 def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{random.randrange(1 << 32):08x}"
+    return lease.new_owner()
 
 
 def _take_lease(db, owner: str) -> None:
-    holder = store.acquire_lease(db, owner, LEASE_TTL)
+    holder = store.acquire_lease(db, owner, LEASE_TTL, gone=lease.owner_gone)
     if holder:
-        raise AlreadyRunning(f"another borderwatch run ({holder}) is using this database; "
+        raise AlreadyRunning(f"another borderwatch run ({lease.label(holder)}) is using this database; "
                              f"two schedulers on one database would duplicate polls and digests. "
-                             f"Stop it first, or wait {LEASE_TTL:.0f}s if it died.")
+                             f"Stop it first; if it died on another host, its lease expires {LEASE_TTL:.0f}s "
+                             "after its last heartbeat.")
 
 
 def run_once(app: App, progress: bool = False, send_digests: bool = True, now: dt.datetime | None = None) -> dict:
@@ -208,7 +209,7 @@ class Runner:
             for task in pending:
                 task.cancel()
             if pending:
-                await asyncio.wait(pending, timeout=5)
+                await asyncio.wait(pending, timeout=CANCEL_WAIT)
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self.fetcher is not None:
@@ -304,7 +305,7 @@ class Runner:
     def renew_lease(self) -> None:
         holder = store.acquire_lease(self.app.db, self.owner, LEASE_TTL)
         if holder:
-            log.error("lost the scheduler lease to %s; stopping", holder)
+            log.error("lost the scheduler lease to %s; stopping", lease.label(holder))
             self.stop()
 
     async def digests(self) -> None:

@@ -15,10 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 
-from . import store
+from . import lease, store
 from .config import AlertPolicy, FeedsConfig, Source
 
-LEASE_TTL = 120.0
 SILENT_FACTOR = 4  # silent after this many usual gaps without a new item
 SILENT_FLOOR = 2 * 86400.0  # never call a source silent sooner than this
 SILENT_DEFAULT = 7 * 86400.0  # when the source has too little history to learn from
@@ -160,11 +159,24 @@ def alert_text(row: dict, event: str, before: str | None, when: str) -> tuple[st
 def health_problems(db, rows: list[dict], now: dt.datetime | None = None) -> list[str]:
     now = _utc(now)
     problems = []
-    holder = store.lease_holder(db)
-    if holder is None or store.parse_iso(holder[1]) + dt.timedelta(seconds=LEASE_TTL) < now:
-        problems.append("the scheduler is not running (no fresh lease in the database)")
+    if scheduler_state(db, now)[0] != "running":
+        problems.append("the scheduler is not running (no live lease holder in the database)")
     enabled = [r for r in rows if r["enabled"]]
     failing = [r for r in enabled if r["consecutive_failures"]]
     if enabled and len(failing) * 2 > len(enabled):
         problems.append(f"{len(failing)} of {len(enabled)} sources are failing")
     return problems
+
+
+def scheduler_state(db, now: dt.datetime | None = None) -> tuple[str, str]:
+    """('running' | 'stale' | 'not running', a line for people)."""
+    holder = store.lease_holder(db)
+    if holder is None:
+        return "not running", "not running"
+    owner, heartbeat = holder
+    state = lease.state(owner, store.parse_iso(heartbeat), now)
+    seen = heartbeat.replace("T", " ").rstrip("Z") + " UTC"
+    if state == "stale":
+        why = "its process is gone" if lease.owner_gone(owner) else "no heartbeat since " + seen
+        return state, f"stale ({lease.label(owner)}: {why}; the next `borderwatch run` takes over)"
+    return state, f"running ({lease.label(owner)}, last heartbeat {seen})"

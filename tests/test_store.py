@@ -215,10 +215,11 @@ def test_opml_round_trip(tmp_path):
 
     original = load_feeds(ROOT / "feeds.yaml")
     opml = export_opml(original)
-    feeds_only = [s for s in original.sources if s.type == "feed"]
-    imported = import_opml(opml.encode(), None)
-    assert [(s.id, s.url, s.name) for s in imported] == [(s.id, s.url, s.name) for s in feeds_only]
-    assert import_opml(opml.encode(), original) == []  # nothing new
+    imported = import_opml(opml.encode(), None).new
+    assert ([(s.id, s.url, s.name, s.type, s.link_selector) for s in imported]
+            == [(s.id, s.url, s.name, s.type, s.link_selector) for s in original.sources])  # pages come back too
+    again = import_opml(opml.encode(), original)
+    assert again.new == [] and again.known == len(original.sources)  # nothing new
     target = tmp_path / "feeds.yaml"
     target.write_text("# my comment\nsources:\n  - id: keep\n    url: https://keep.example/feed\n")
     src = tmp_path / "in.opml"
@@ -227,7 +228,7 @@ def test_opml_round_trip(tmp_path):
     assert res.returncode == 0, res.stderr
     text = target.read_text()
     assert text.startswith("# my comment") and "insight-crime" in text
-    assert len(load_feeds(target).sources) == 1 + len(feeds_only)
+    assert len(load_feeds(target).sources) == 1 + len(original.sources)
 
 
 def test_datasette_serves_canned_queries(tmp_path):

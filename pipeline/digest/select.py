@@ -3,51 +3,66 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..config import RuleSet
 from .. import store
 
+log = logging.getLogger("borderwatch.digest")
+
 CADENCES = ("immediate", "hourly", "daily", "weekly")
 
 
 def zone(name: str) -> dt.tzinfo:
+    """The time zone named ``name``; an unknown name is an error, never a silent UTC."""
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        return dt.timezone.utc
+        raise ValueError(f"unknown time zone {name!r}: use an IANA name like America/Mexico_City "
+                         "(the zone database comes from the tzdata package)") from None
 
 
 def due_period(sub: dict, now: dt.datetime) -> str | None:
     """The period a digest is due for now, as a stable key, or None before the first slot.
 
     The key names the latest scheduled slot at or before ``now`` (in the subscriber's
-    zone), so a run that missed a slot still sends once for it, and never twice.
+    zone), so a run that missed a slot still sends once for it, and never twice. A slot
+    before the subscription was created does not count: the first digest goes out at the
+    first scheduled slot after subscribing (a daily-at-23:00 subscriber added at 15:05 gets
+    mail at 23:00, not at once).
     """
     local = now.astimezone(zone(sub["tz"]))
     cadence = sub["cadence"]
     if cadence == "immediate":
         return "immediate:" + store.iso(now)
     if cadence == "hourly":
-        return "hourly:" + local.strftime("%Y-%m-%dT%H")
-    slot = local.replace(hour=int(sub["hour"]), minute=0, second=0, microsecond=0)
-    if cadence == "daily":
+        slot = local.replace(minute=0, second=0, microsecond=0)
+        key = "hourly:" + local.strftime("%Y-%m-%dT%H")
+    elif cadence in ("daily", "weekly"):
+        slot = local.replace(hour=int(sub["hour"]), minute=0, second=0, microsecond=0)
+        if cadence == "weekly":
+            slot -= dt.timedelta(days=(local.weekday() - int(sub["weekday"])) % 7)
         if slot > local:
-            slot -= dt.timedelta(days=1)
-        return "daily:" + slot.strftime("%Y-%m-%d")
-    if cadence == "weekly":
-        slot -= dt.timedelta(days=(local.weekday() - int(sub["weekday"])) % 7)
-        if slot > local:
-            slot -= dt.timedelta(days=7)
-        return "weekly:" + slot.strftime("%Y-%m-%d")
-    return None
+            slot -= dt.timedelta(days=7 if cadence == "weekly" else 1)
+        key = f"{cadence}:" + slot.strftime("%Y-%m-%d")
+    else:
+        return None
+    created = store.parse_iso(sub.get("created"))
+    if created is not None and slot < created:
+        return None  # the first slot after subscribing has not come yet
+    return key
 
 
 def due_digests(db, rules: RuleSet, now: dt.datetime, email: str | None = None):
     """(subscriber, period, groups) for every digest due now that has something in it."""
     for sub in store.subscribers(db, email):
-        period = due_period(sub, now)
+        try:
+            period = due_period(sub, now)
+        except ValueError as exc:  # a zone this machine does not know: this subscriber waits, others go on
+            log.error("subscriber %s: %s", sub["email"], exc)
+            continue
         if period is None or store.has_delivery(db, sub["email"], period):
             continue
         groups = build_groups(db, sub, rules)

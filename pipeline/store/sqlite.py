@@ -895,13 +895,17 @@ def delivery_summary(db: sqlite_utils.Database) -> dict[str, int]:
 
 
 def acquire_lease(db: sqlite_utils.Database, owner: str, ttl: float, now: dt.datetime | None = None,
-                  key: str = "scheduler") -> str | None:
+                  key: str = "scheduler", gone: Callable[[str], bool] | None = None) -> str | None:
     """Take or renew a lease (``scheduler``: one `run` per database; ``digest-sender``: one process
-    delivering digests at a time); return the current holder if someone else has it."""
+    delivering digests at a time); return the current holder if someone else has it.
+
+    A holder whose heartbeat is older than ``ttl``, or for which ``gone(holder)`` is true
+    (its process died), is replaced at once."""
     now = now or dt.datetime.now(UTC)
     with transaction(db) as conn:
         row = conn.execute("SELECT value, updated FROM meta WHERE key = ?", (key,)).fetchone()
-        if row and row[0] != owner and parse_iso(row[1]) + dt.timedelta(seconds=ttl) > now:
+        if (row and row[0] != owner and parse_iso(row[1]) + dt.timedelta(seconds=ttl) > now
+                and not (gone and gone(row[0]))):
             return row[0]
         conn.execute("INSERT INTO meta (key, value, updated) VALUES (?, ?, ?)"
                      " ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated = excluded.updated", (key, owner, iso(now)))
