@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from . import __version__, store
+from .errors import BorderwatchError
 from .config import ConfigError, Settings, load_feeds, load_rules, load_yaml, parse_feeds, parse_rules
 
 EXIT_RUNTIME, EXIT_CONFIG = 1, 2
@@ -84,13 +85,13 @@ class Main(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except store.StoreError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_CONFIG if exc.usage else EXIT_RUNTIME)
         except ConfigError as exc:
             for issue in exc.issues:
                 click.echo(str(issue), err=True)
             sys.exit(EXIT_CONFIG)
+        except BorderwatchError as exc:  # StorageError, AlreadyRunning, NotFound, ...: one line each
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
         except sqlite3.Error as exc:
             click.echo(f"error: database: {exc}; check --db and that no other process holds it", err=True)
             sys.exit(EXIT_RUNTIME)
@@ -98,11 +99,6 @@ class Main(click.Group):
             where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
             click.echo(f"error:{where}: {exc.strerror or exc}; check the path and its permissions", err=True)
             sys.exit(EXIT_RUNTIME)
-        except Exception as exc:
-            if type(exc).__name__ == "AlreadyRunning":  # schedule.AlreadyRunning (not imported for every command)
-                click.echo(f"error: {exc}", err=True)
-                sys.exit(EXIT_RUNTIME)
-            raise
 
 
 @click.group(cls=Main, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -22,12 +22,13 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from .config import ConfigError, ConfigIssue, FeedsConfig, load_feeds
+from .errors import BorderwatchError
 
 T = TypeVar("T")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
 
 
-class EditError(Exception):
+class EditError(BorderwatchError):
     """feeds.yaml cannot be edited (read-only, missing directory, ...): one line for people."""
 
 

@@ -26,6 +26,7 @@ import sqlite_utils
 from ..dedup import (COMMON_POSTINGS, SKETCH_DAYS, Overlap, StoredForm, batch_boilerplate, is_boilerplate, join_stories,
                     shingle_sketch, stored_form, whole_to_sketch_size)
 from ..fold import Folded
+from ..errors import StorageError
 
 UTC = dt.timezone.utc
 
@@ -192,13 +193,14 @@ def _fts(db: sqlite_utils.Database) -> None:
                 '  INSERT INTO "articles_fts" (rowid, "title", "text") VALUES (new.rowid, new."title", new."text");\nEND')
 
 
-class StoreError(Exception):
+class StoreError(StorageError):
     """The database cannot be used as asked. The message says what is wrong and what to do;
-    ``usage`` is True when the cause is the command line (a wrong --db), not the machine."""
+    ``usage`` is True when the cause is the command line (a wrong --db, exit 2), not the machine (exit 1)."""
 
     def __init__(self, message: str, usage: bool = False):
         super().__init__(message)
         self.usage = usage
+        self.exit_code = 2 if usage else 1
 
 
 def _check_path(path: str, must_exist: bool) -> None:
