@@ -186,13 +186,20 @@ def check(**kw) -> None:
             issues += more
             if parsed is not None:
                 counts[path] = len(getattr(parsed, "sources", None) or getattr(parsed, "rules", ()))
+        elif not issues:  # an empty file: `run` refuses it, so `check` does too
+            from .config import ConfigIssue
+
+            issues = [ConfigIssue(str(path), 0, "empty file")]
         problems += issues
     for p in problems:
         click.echo(str(p), err=True)
     if problems:
         click.echo(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found", err=True)
         sys.exit(EXIT_CONFIG)
-    click.echo(f"ok: {s.feeds} ({counts.get(s.feeds, 0)} sources), {s.keywords} ({counts.get(s.keywords, 0)} rules)")
+    def n(count: int, word: str) -> str:
+        return f"{count} {word}{'' if count == 1 else 's'}"
+
+    click.echo(f"ok: {s.feeds} ({n(counts.get(s.feeds, 0), 'source')}), {s.keywords} ({n(counts.get(s.keywords, 0), 'rule')})")
 
 
 # --------------------------------------------------------------------------- rules
@@ -312,12 +319,30 @@ def hits(rule_ids, tags, source, since, until, search, limit, as_json, as_csv, *
     from .rules.match import highlight
 
     s = settings(kw)
+    db = store.connect_readonly(s.db)
     rules_filter = list(rule_ids) if rule_ids else None
+    ruleset = load_rules(s.keywords) if (rule_ids or tags) and Path(s.keywords).exists() else None
+    if rule_ids:  # a typo must not answer "no hits": known = the rules file's and those with stored hits
+        known = sorted(({r.id for r in ruleset.rules} if ruleset else set()) | set(store.hit_rules(db)))
+        unknown = [r for r in rule_ids if r not in known]
+        if unknown:
+            raise click.BadParameter(f"unknown rule {', '.join(unknown)} (known: {', '.join(known) or 'none'})",
+                                     param_hint="--rule")
     if tags:
-        ruleset = load_rules(s.keywords)
+        if ruleset is None:
+            raise click.BadParameter(f"--tag needs the rules file ({s.keywords} not found)", param_hint="--tag")
+        known_tags = sorted({t for r in ruleset.rules for t in r.tags})
+        unknown = [t for t in tags if t not in known_tags]
+        if unknown:
+            raise click.BadParameter(f"unknown tag {', '.join(unknown)} (known: {', '.join(known_tags) or 'none'})",
+                                     param_hint="--tag")
         tagged = [r.id for r in ruleset.rules if set(tags) & set(r.tags)]
         rules_filter = [r for r in (rules_filter or tagged) if r in tagged]
-    db = store.connect_readonly(s.db)
+    if source:
+        known_sources = sorted(store.source_states(db))
+        if source not in known_sources:
+            raise click.BadParameter(f"unknown source {source} (known: {', '.join(known_sources) or 'none'})",
+                                     param_hint="--source")
     q = store.HitQuery(rules_filter, source, when_option(since), when_option(until), search, limit)
     try:
         rows = store.query_hits(db, q)
@@ -353,15 +378,16 @@ def _hits_table(records: list[dict]) -> None:
         console.print("no hits")
         return
     table = Table(show_lines=False, expand=True)
-    for col, kwargs in (("published", {"no_wrap": True, "max_width": 16}), ("source", {"max_width": 18}),
-                        ("rules", {"max_width": 18}), ("title", {"ratio": 2}), ("snippet", {"ratio": 3})):
-        table.add_column(col, overflow="ellipsis", **kwargs)
+    for col, kwargs in (("published (UTC)", {"no_wrap": True, "max_width": 16}), ("source", {"max_width": 18}),
+                        ("rules", {"max_width": 18}), ("title and URL", {"ratio": 2}), ("snippet", {"ratio": 3})):
+        table.add_column(col, overflow="ellipsis" if col != "title and URL" else "fold", **kwargs)
     for r in records:
         snippet = Text(r["snippet"] or "")
         for start, end in r["marks"]:
             snippet.stylize("bold yellow", start, end)
-        table.add_row((r["published"] or "")[:16].replace("T", " "), r["source"], ", ".join(r["rules"]),
-                      Text(r["title"] or ""), snippet)
+        title = Text(r["title"] or "")
+        title.append("\n" + (r["url"] or ""), style="dim")
+        table.add_row((r["published"] or "")[:16].replace("T", " "), r["source"], ", ".join(r["rules"]), title, snippet)
     console.print(table)
 
 
@@ -418,10 +444,14 @@ def _status_table(rows: list[dict], db) -> None:
     from rich.text import Text
 
     console = Console(width=shutil.get_terminal_size((140, 24)).columns)
-    table = Table(expand=True)
-    for col in ("id", "last poll", "last success", "fails", "items", "next poll", "health / last error"):
-        table.add_column(col, overflow="ellipsis", no_wrap=col != "health / last error")
+    wide = console.width >= 120  # narrower: errors go under the table, wrapped, instead of a squeezed column
+    table = Table(expand=True, caption="times in UTC", caption_justify="left")
+    columns = ["id", "last poll", "last success", "fails", "items", "next poll"] + (["health / last error"] if wide else [])
+    for col in columns:
+        table.add_column(col, overflow="fold" if col == "health / last error" else "ellipsis",
+                         no_wrap=col != "health / last error")
     fmt = lambda v: (v or "-")[:16].replace("T", " ")  # noqa: E731
+    notes = []
     for r in rows:
         style = "red" if r["consecutive_failures"] or r["problem"] in ("failing", "selector") else (
             "yellow" if r["problem"] == "silent" else None)
@@ -430,9 +460,16 @@ def _status_table(rows: list[dict], db) -> None:
             note = f"silent since {fmt(r['silent_since'])}"
         elif r["problem"] == "selector":
             note = "selector matched nothing" + (f"; {note}" if note else "")
-        table.add_row(r["id"], fmt(r["last_poll"]), fmt(r["last_success"]), str(r["consecutive_failures"]),
-                      str(r["items_seen"]), fmt(r["next_poll"]), note.replace("[", "\\["), style=style)
+        if not r.get("enabled", True):
+            note, style = "disabled (`borderwatch sources enable " + r["id"] + "`)", "dim"
+        cells = [r["id"], fmt(r["last_poll"]), fmt(r["last_success"]), str(r["consecutive_failures"]),
+                 str(r["items_seen"]), fmt(r["next_poll"])]
+        table.add_row(*cells, *([Text(note)] if wide else []), style=style)
+        if note and not wide:
+            notes.append((r["id"], note, style))
     console.print(table)
+    for sid, note, style in notes:
+        console.print(Text(f"{sid}: {note}", style=style or ""))
     from .status import scheduler_state
 
     failing = sum(1 for r in rows if r["consecutive_failures"])
@@ -466,19 +503,46 @@ def subscribers() -> None:
     """Add, list and remove digest subscribers."""
 
 
+_WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _subscription_options(update: bool):
+    """--rules, --tags, --cadence, --hour, --weekday, --tz: defaults for add; for update, only what is given changes."""
+
+    def default(value):
+        return {} if update else {"default": value, "show_default": True}
+
+    def wrap(fn):
+        for opt in reversed([
+            click.option("--rules", "rule_ids", help="Comma-separated rule ids to follow (default: all rules)."),
+            click.option("--tags", help="Comma-separated rule tags to follow."),
+            click.option("--cadence", type=click.Choice(["immediate", "hourly", "daily", "weekly"]), **default("daily")),
+            click.option("--hour", type=click.IntRange(0, 23), help="Local hour for daily/weekly digests.", **default(7)),
+            click.option("--weekday", type=click.Choice(_WEEKDAYS), help="Day for weekly digests.", **default("mon")),
+            click.option("--tz", help="Time zone for hours and dates, e.g. America/Mexico_City.", **default("UTC")),
+        ]):
+            fn = opt(fn)
+        return fn
+
+    return wrap
+
+
+def _describe(email, rules_list, tag_list, cadence, hour, tz) -> str:
+    what = ", ".join((rules_list or []) + [f"tag:{t}" for t in tag_list or []]) or "all rules"
+    return f"{email}: {what}, {cadence}" + (f" at {hour:02d}:00 {tz}" if cadence in ("daily", "weekly") else "")
+
+
 @subscribers.command("add")
 @common(feeds=False)
 @click.argument("email")
-@click.option("--rules", "rule_ids", help="Comma-separated rule ids to follow (default: all rules).")
-@click.option("--tags", help="Comma-separated rule tags to follow.")
-@click.option("--cadence", type=click.Choice(["immediate", "hourly", "daily", "weekly"]), default="daily", show_default=True)
-@click.option("--hour", type=click.IntRange(0, 23), default=7, show_default=True, help="Local hour for daily/weekly digests.")
-@click.option("--weekday", type=click.Choice(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]), default="mon",
-              show_default=True, help="Day for weekly digests.")
-@click.option("--tz", default="UTC", show_default=True, help="Time zone for hours and dates, e.g. America/Mexico_City.")
+@_subscription_options(update=False)
 @config_errors
 def subscribers_add(email, rule_ids, tags, cadence, hour, weekday, tz, **kw) -> None:
-    """Subscribe EMAIL (or update an existing subscription)."""
+    """Subscribe EMAIL (an address is one subscriber whatever its case).
+
+    An existing subscriber is refused: change it with `subscribers update`.
+    The first digest goes out at the first scheduled slot after subscribing.
+    """
     from .subscribers import validate_subscription
 
     s = settings(kw)
@@ -488,10 +552,42 @@ def subscribers_add(email, rule_ids, tags, cadence, hour, weekday, tz, **kw) -> 
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     db = store.connect(s.db)
-    store.add_subscriber(db, email, rules_list, tag_list, cadence, hour,
-                         ["mon", "tue", "wed", "thu", "fri", "sat", "sun"].index(weekday), tz)
-    what = ", ".join((rules_list or []) + [f"tag:{t}" for t in tag_list or []]) or "all rules"
-    click.echo(f"subscribed {email}: {what}, {cadence}" + (f" at {hour:02d}:00 {tz}" if cadence in ("daily", "weekly") else ""))
+    if store.find_subscriber(db, email):
+        click.echo(f"error: {email} is already subscribed; change it with `borderwatch subscribers update {email} "
+                   "--cadence ...` (only the options you give change)", err=True)
+        sys.exit(EXIT_CONFIG)
+    store.add_subscriber(db, email, rules_list, tag_list, cadence, hour, _WEEKDAYS.index(weekday), tz)
+    click.echo("subscribed " + _describe(email, rules_list, tag_list, cadence, hour, tz))
+
+
+@subscribers.command("update")
+@common(feeds=False)
+@click.argument("email")
+@_subscription_options(update=True)
+@config_errors
+def subscribers_update(email, rule_ids, tags, cadence, hour, weekday, tz, **kw) -> None:
+    """Change an existing subscription: only the options given change (--rules '' follows all rules)."""
+    from .subscribers import validate_subscription
+
+    s = settings(kw)
+    ruleset = load_rules(s.keywords)
+    db = store.connect(s.db)
+    current = store.find_subscriber(db, email.strip())
+    if current is None:
+        click.echo(f"error: no subscriber {email.strip()}; add one with `borderwatch subscribers add`", err=True)
+        sys.exit(EXIT_RUNTIME)
+    try:
+        _, rules_list, tag_list = validate_subscription(current["email"], rule_ids, tags, tz or current["tz"], ruleset)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    changes = {"cadence": cadence, "hour": hour, "tz": tz,
+               "weekday": _WEEKDAYS.index(weekday) if weekday else None,
+               "rules": rules_list if rule_ids is not None else None, "tags": tag_list if tags is not None else None}
+    changes = {k: v for k, v in changes.items() if v is not None or (k == "rules" and rule_ids is not None)
+               or (k == "tags" and tags is not None)}
+    store.update_subscriber(db, current["email"], changes)
+    new = store.find_subscriber(db, current["email"])
+    click.echo("updated " + _describe(new["email"], new["rules"], new["tags"], new["cadence"], new["hour"], new["tz"]))
 
 
 @subscribers.command("list")
@@ -513,20 +609,17 @@ def subscribers_list(as_json: bool, **kw) -> None:
 
 @subscribers.command("remove")
 @common(feeds=False, keywords=False)
-@click.argument("email")
-def subscribers_remove(email: str, **kw) -> None:
-    """Unsubscribe EMAIL (its delivery history is removed too)."""
-    from .subscribers import validate_email
-
+@click.argument("target")
+def subscribers_remove(target: str, **kw) -> None:
+    """Unsubscribe TARGET: an address (any case) or the unsubscribe token from a digest
+    (its List-Unsubscribe header or footer). Its delivery history is removed too."""
     db = store.connect(settings(kw).db)
-    try:
-        email = validate_email(email)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    if not store.remove_subscriber(db, email):
-        click.echo(f"no subscriber {email}", err=True)
+    removed = store.remove_subscriber(db, target.strip())
+    if removed is None:
+        click.echo(f"error: no subscriber with the address or token {target.strip()!r} "
+                   "(`borderwatch subscribers list` shows them)", err=True)
         sys.exit(EXIT_RUNTIME)
-    click.echo(f"removed {email}")
+    click.echo(f"removed {removed}")
 
 
 # --------------------------------------------------------------------------- digest
@@ -550,10 +643,18 @@ def digest_preview(email: str | None, out: str | None, **kw) -> None:
     if out and not Path(out).resolve().parent.is_dir():
         raise click.BadParameter(f"directory {Path(out).parent} does not exist; create it first", param_hint="--out")
     db = store.connect_readonly(s.db)
-    result = preview(db, load_rules(s.keywords), email)
+    sub = store.find_subscriber(db, email.strip()) if email else None
+    if email and sub is None:
+        click.echo(f"error: no subscriber {email.strip()} (`borderwatch subscribers list` shows them)", err=True)
+        sys.exit(EXIT_RUNTIME)
+    if not email and not store.subscribers(db):
+        click.echo("nothing to preview: there are no subscribers (add one with `borderwatch subscribers add`)", err=True)
+        return
+    result = preview(db, load_rules(s.keywords), sub["email"] if sub else None)
     if result is None:
-        click.echo("nothing to preview: no subscriber" + (f" {email}" if email else "s") + " or no new hits", err=True)
-        sys.exit(EXIT_RUNTIME if email and not store.subscribers(db, email) else 0)
+        who = sub["email"] if sub else "any subscriber"
+        click.echo(f"nothing to preview: no new hits for {who} since their last digest (or since subscribing)", err=True)
+        return
     if out:
         Path(out).write_text(result.html, encoding="utf-8")
         click.echo(f"wrote {out}: {result.subject}")
@@ -660,11 +761,16 @@ def serve(host: str, port: int, **kw) -> None:
 @main.command()
 @common(feeds=False, keywords=False)
 @click.option("--older-than", default="365d", show_default=True, help="Delete articles fetched before this (e.g. 365d).")
-def prune(older_than: str, **kw) -> None:
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+def prune(older_than: str, dry_run: bool, **kw) -> None:
     """Delete old articles that have no hits (hits are never deleted), then VACUUM."""
-    db = store.connect(settings(kw).db)
-    n = store.prune(db, when_option(older_than))
-    click.echo(f"deleted {n} articles without hits fetched before {when_option(older_than)}")
+    cutoff = when_option(older_than)
+    if dry_run:
+        n = store.prunable(store.connect_readonly(settings(kw).db), cutoff)
+        click.echo(f"would delete {n} articles without hits fetched before {cutoff} (dry run: nothing deleted)")
+        return
+    n = store.prune(store.connect(settings(kw).db), cutoff)
+    click.echo(f"deleted {n} articles without hits fetched before {cutoff}")
 
 
 @main.command()

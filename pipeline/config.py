@@ -538,9 +538,13 @@ def _validate_regex(chk: _Checker, term: Term) -> Term | None:
     try:
         opts = re2.Options()
         opts.max_mem = 8 << 20
+        opts.log_errors = False  # RE2 would print its own copy of the error on stderr
         re2.compile(term.text, opts)
     except Exception as exc:
-        chk.add(term.line, f"invalid regex {term.text!r}: {exc} (regexes use RE2 syntax: no backreferences or lookaround)")
+        detail = exc.args[0] if exc.args else exc
+        if isinstance(detail, bytes):
+            detail = detail.decode("utf-8", "replace")
+        chk.add(term.line, f"invalid regex {term.text!r}: {detail} (regexes use RE2 syntax: no backreferences or lookaround)")
         return None
     return term
 

@@ -76,14 +76,26 @@ def run_once(app: App, progress: bool = False, send_digests: bool = True, now: d
 def _with_progress(app: App, sources) -> object:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    import sys
+
+    from rich.console import Console
+
     with Progress(TextColumn("polling"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),
-                  TimeElapsedColumn(), transient=True) as bar:
+                  TimeElapsedColumn(), transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task("poll", total=len(sources), last="")
+        # log lines go through the bar's redirected stderr, so they print above it instead of through it
+        handlers = [h for h in logging.getLogger("borderwatch").handlers if isinstance(h, logging.StreamHandler)]
+        old = [h.setStream(sys.stderr) for h in handlers]
 
         def done(report: SourceReport) -> None:
             bar.update(task, advance=1, last=f"{report.source} {'ok' if report.ok else 'FAILED'}")
 
-        return asyncio.run(run_cycle(app.db, app.feeds, app.matcher, sources, on_report=done))
+        try:
+            return asyncio.run(run_cycle(app.db, app.feeds, app.matcher, sources, on_report=done))
+        finally:
+            for h, stream in zip(handlers, old):
+                if stream is not None:  # None: the stream had not changed
+                    h.setStream(stream)
 
 
 class Metrics:

@@ -15,8 +15,7 @@ def validate_email(email: str) -> str:
     email = email.strip()
     if len(email) > 254 or not _EMAIL.match(email) or ".." in email:
         raise ValueError(f"{email!r} is not a valid email address")
-    local, domain = email.rsplit("@", 1)
-    return f"{local}@{domain.lower()}"
+    return email.lower()  # addresses are one subscriber whatever their case (Boss@ = boss@)
 
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")

@@ -85,7 +85,7 @@ def test_digest_content_over_smtp(seeded, shipped_rules, smtp):
     rcpts, raw = smtp.messages[0]
     assert rcpts == ["analyst@example.org"]
     msg = parse(raw)
-    assert re.match(r"borderwatch: \d+ new hits — fentanyl \(\d+\), hlsd", msg["Subject"])
+    assert re.match(r"borderwatch: \d+ new stories — fentanyl \(\d+\), hlsd", msg["Subject"])
     assert msg["List-Unsubscribe"].strip().startswith("<mailto:alerts@example.org?subject=unsubscribe")
     assert msg["Message-ID"].startswith("<digest.") and msg["Message-ID"].endswith("@example.org>")
     text = msg.get_body(("plain",)).get_content()

@@ -74,7 +74,7 @@ def local_time(value: str | None, tz: str) -> str:
 def subject_line(groups: list[Group]) -> str:
     total = sum(len(g.items) for g in groups)
     parts = ", ".join(f"{g.rule} ({len(g.items)})" for g in groups)
-    return header_safe(f"borderwatch: {total} new hit{'s' if total != 1 else ''} — {parts}")
+    return header_safe(f"borderwatch: {total} new {'story' if total == 1 else 'stories'} — {parts}")
 
 
 @dataclass
@@ -91,6 +91,10 @@ def render(groups: list[Group], sub: dict, now: dt.datetime, unsubscribe: str) -
         "subscriber": sub["email"],
         "generated": local_time(now.strftime("%Y-%m-%dT%H:%M:%SZ"), sub["tz"]),
         "unsubscribe": unsubscribe,
+        # say only what works: a web link when `serve` is public, else a reply a person acts on
+        "unsubscribe_link": next((part.strip(" <>") for part in unsubscribe.split(",")
+                                  if part.strip().startswith("<http")), None),
+        "token": sub.get("token", ""),
     }
     return Rendered(subject_line(groups),
                     _env.get_template("digest.html").render(**context),

@@ -80,6 +80,7 @@ class Matcher:
             opts = re2.Options()
             opts.case_sensitive = term.case
             opts.max_mem = 8 << 20
+            opts.log_errors = False
             self.regexes.setdefault(ri, []).append(RegexRef(gi, term.label, re2.compile(term.text, opts)))
             return
         text = term.text.strip()

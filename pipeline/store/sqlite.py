@@ -718,6 +718,11 @@ def query_hits(db: sqlite_utils.Database, q: HitQuery) -> list[dict]:
     return rows
 
 
+def hit_rules(db: sqlite_utils.Database) -> list[str]:
+    """Rule ids that have stored hits (index-only scan)."""
+    return [r[0] for r in db.execute("SELECT DISTINCT rule FROM hits ORDER BY rule")]
+
+
 def articles_for_backtest(db: sqlite_utils.Database, since: str | None) -> Iterator[dict]:
     sql = "SELECT id, title, text FROM articles" + (" WHERE published >= ?" if since else "") + " ORDER BY id"
     yield from db.query(sql, [since] if since else [])
@@ -736,6 +741,14 @@ def article_titles(db: sqlite_utils.Database, ids: list[int]) -> dict[int, dict]
     return out
 
 
+_PRUNABLE = "FROM articles WHERE fetched < ? AND NOT EXISTS (SELECT 1 FROM hits WHERE article = articles.id)"
+
+
+def prunable(db: sqlite_utils.Database, older_than: str) -> int:
+    """How many articles ``prune`` would delete."""
+    return db.execute(f"SELECT count(*) {_PRUNABLE}", (older_than,)).fetchone()[0]
+
+
 def prune(db: sqlite_utils.Database, older_than: str, sketches_before: str | None = None) -> int:
     """Delete articles fetched before ``older_than`` that have no hits; VACUUM. Hits are never deleted.
 
@@ -748,8 +761,7 @@ def prune(db: sqlite_utils.Database, older_than: str, sketches_before: str | Non
                      (sketches_before,))
         conn.execute("DELETE FROM sketch_articles WHERE fetched < ?", (sketches_before,))
         conn.execute("DELETE FROM boilerplate WHERE seen < ?", (sketches_before,))
-        n = conn.execute("DELETE FROM articles WHERE fetched < ? AND NOT EXISTS (SELECT 1 FROM hits WHERE article = articles.id)",
-                         (older_than,)).rowcount
+        n = conn.execute(f"DELETE {_PRUNABLE}", (older_than,)).rowcount
         conn.execute("DELETE FROM stories WHERE NOT EXISTS (SELECT 1 FROM articles WHERE story = stories.id)")
     db.execute("VACUUM")
     return n
@@ -775,9 +787,33 @@ def add_subscriber(db: sqlite_utils.Database, email: str, rules: list[str] | Non
              tz, secrets.token_urlsafe(16), created or now_iso()))
 
 
-def remove_subscriber(db: sqlite_utils.Database, email: str) -> bool:
+def find_subscriber(db: sqlite_utils.Database, target: str) -> dict | None:
+    """The subscriber with this address (any case) or unsubscribe token."""
+    row = db.execute("SELECT email FROM subscribers WHERE lower(email) = lower(?) OR token = ? ORDER BY email LIMIT 1",
+                     (target, target)).fetchone()
+    return next(iter(subscribers(db, row[0])), None) if row else None
+
+
+def update_subscriber(db: sqlite_utils.Database, email: str, changes: dict[str, Any]) -> None:
+    """Change only the given fields (rules, tags, cadence, hour, weekday, tz) of one subscriber."""
+    allowed = {"rules", "tags", "cadence", "hour", "weekday", "tz"}
+    values = {k: (json.dumps(v) if k in ("rules", "tags") and v else v) for k, v in changes.items() if k in allowed}
+    if not values:
+        return
     with transaction(db) as conn:
-        return conn.execute("DELETE FROM subscribers WHERE email = ?", (email,)).rowcount > 0
+        conn.execute(f"UPDATE subscribers SET {', '.join(f'{k} = ?' for k in values)} WHERE email = ?",
+                     [*values.values(), email])
+
+
+def remove_subscriber(db: sqlite_utils.Database, target: str) -> str | None:
+    """Remove the subscriber with this address (any case) or unsubscribe token; returns its address."""
+    with transaction(db) as conn:
+        row = conn.execute("SELECT email FROM subscribers WHERE lower(email) = lower(?) OR token = ? LIMIT 1",
+                           (target, target)).fetchone()
+        if row is None:
+            return None
+        conn.execute("DELETE FROM subscribers WHERE email = ?", (row[0],))
+        return row[0]
 
 
 def subscribers(db: sqlite_utils.Database, email: str | None = None) -> list[dict]:
