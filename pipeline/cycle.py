@@ -123,11 +123,12 @@ def prepare_article(e: Entry, fetched: str, matcher) -> NewArticle:
     title_len = len(Folded.of(e.title[:MAX_TITLE]).words) if e.text else 0
     body_words = words[title_len:] or words
     hits = match_article(matcher, e.title, e.text, doc) if matcher else []
-    sketch, whole = shingle_sketch(body_words)
+    sketch, whole, positions = shingle_sketch(body_words)
     return NewArticle(
         url=e.url, guid=e.guid or e.url, title=e.title, text=e.text, author=e.author,
         published=published_or_fetched(e.published, fetched), fetched=fetched,
-        fingerprint=fingerprint(body_words), sketch=sketch, hits=hits, shingles=whole)
+        fingerprint=fingerprint(body_words), sketch=sketch, hits=hits, shingles=whole,
+        positions=positions)
 
 
 _WORKER_MATCHER = None

@@ -20,7 +20,9 @@
 - Boilerplate: a shingle shared by articles of one source in different stories
   (a site's header, footer, newsletter pitch) says nothing about which story an
   article belongs to; ``batch_boilerplate`` and ``is_boilerplate`` say when a
-  shingle is one. Storage keeps them per source and leaves them out of the overlaps.
+  shingle is one. Nor does a stock phrase found in many stories of many sources
+  (``is_common``). Storage keeps them (per source; stock phrases under ``*``) and
+  leaves them out of the overlaps, which also bounds the cost of a lookup.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ MIN_SHARED = 3
 MIN_CONTAINMENT = 0.5
 BOILERPLATE_STORIES = 2  # a shingle already in this many other stories of the same source is boilerplate
 BATCH_BOILERPLATE = 3  # ... or in this many articles (and half or more) of one poll of the source
-COMMON_POSTINGS = 64  # a shingle stored for this many articles is a stock phrase: no more are stored
+COMMON_POSTINGS = 64  # postings kept per shingle; one held by this many articles of many stories is a stock phrase
+ALIGN_SLACK = 10  # words of drift allowed between the shared hashes of a short text and its match
+MIN_RUN = 15  # ... and the words they must span: shorter shared runs are within reach of stock phrasing
 SKETCH_DAYS = 30  # sketches are kept (and stories formed) over this window; `prune` drops older ones
 
 TRACKING_PARAMS = {
@@ -135,11 +139,18 @@ def winnow(hashes: list[int], window: int = WINDOW) -> set[int]:
     return out
 
 
-def shingle_sketch(words: list[str]) -> tuple[list[int], list[int]]:
-    """(sketch, whole): the winnowed hashes, and every shingle hash when the text is short enough."""
+def shingle_sketch(words: list[str]) -> tuple[list[int], list[int], dict[int, int]]:
+    """(sketch, whole, positions): the winnowed hashes, every shingle hash when the text is short
+    enough, and the word position where each of those hashes first occurs."""
     hashes = shingle_hashes(words)
     whole = sorted(set(hashes)) if len(words) <= SHORT_WORDS else []
-    return sorted(winnow(hashes)), whole
+    win = winnow(hashes)
+    keep = win.union(whole)
+    positions: dict[int, int] = {}
+    for i, h in enumerate(hashes):
+        if h in keep and h not in positions:
+            positions[h] = i
+    return sorted(win), whole, positions
 
 
 def sketch(words: list[str]) -> list[int]:
@@ -186,13 +197,46 @@ class Overlap:
     shared: int  # distinct hashes in common, neither source's boilerplate
     size: int  # the stored article's sketch size
     whole: int  # its shingle count when stored whole, else 0
+    # per shared hash: (word position in the new text, word position in the stored one); None when unknown
+    positions: tuple[tuple[int | None, int | None], ...] = ()
+
+
+def aligned_run(positions: tuple[tuple[int | None, int | None], ...], side: int, length: int) -> int:
+    """Shared hashes that form one run of text covering at least half of a short text (and MIN_RUN words).
+
+    ``side`` says which text is the short one (0: the new text, 1: the stored one) and
+    ``length`` its length in words. An excerpt or a copy shares a run: its shared hashes
+    sit at one shift (within ALIGN_SLACK words) and spread over the short text. Shingles
+    that different texts share by chance (a stock phrase, common word runs of a long
+    text) are scattered or bunched in one phrase. Unknown positions count as aligned."""
+    known = sorted((there - here, here, there) for here, there in positions if here is not None and there is not None)
+    unknown = len(positions) - len(known)
+    best: list[tuple[int, int, int]] = []
+    lo = 0
+    for hi in range(len(known)):
+        while known[hi][0] - known[lo][0] > 2 * ALIGN_SLACK:
+            lo += 1
+        if hi - lo + 1 > len(best):
+            best = known[lo:hi + 1]
+    if not best:
+        return unknown
+    on_side = [p[1 + side] for p in best]
+    covered = max(on_side) - min(on_side) + SHINGLE
+    return len(best) + unknown if covered >= max(MIN_CONTAINMENT * length, MIN_RUN) else unknown
 
 
 def matches(me: StoredForm, other: Overlap) -> bool:
-    """Same story? Two whole texts compare shingle by shingle; otherwise in sketch units."""
+    """Same story? Two whole texts compare shingle by shingle; otherwise in sketch units. When either
+    text is short (whole), only hashes shared along one run covering half of the short text count:
+    a short text is matched as a run of the other text, not as a scatter of its phrases."""
+    shared = other.shared
+    if (me.whole or other.whole) and other.positions:
+        mine_is_short = bool(me.whole) and (not other.whole or me.whole <= other.whole)
+        short = me.whole if mine_is_short else other.whole
+        shared = aligned_run(other.positions, 0 if mine_is_short else 1, short + SHINGLE - 1)
     if me.whole and other.whole:
-        return same_story(other.shared, me.whole, other.whole)
-    return same_story(other.shared, me.size, other.size)
+        return same_story(shared, me.whole, other.whole)
+    return same_story(shared, me.size, other.size)
 
 
 def join_stories(me: StoredForm, overlaps: list[Overlap]) -> list[int]:
@@ -208,6 +252,12 @@ def join_stories(me: StoredForm, overlaps: list[Overlap]) -> list[int]:
 def is_boilerplate(other_stories: int) -> bool:
     """A shingle that articles of one source carry in this many other stories is that source's boilerplate."""
     return other_stories >= BOILERPLATE_STORIES
+
+
+def is_common(postings: int, stories: int) -> bool:
+    """A stock phrase of the language ("said in a statement on"): stored for COMMON_POSTINGS articles
+    of many different stories. (Copies of one story share their hashes however many there are.)"""
+    return postings >= COMMON_POSTINGS and stories >= COMMON_POSTINGS // 2
 
 
 def batch_boilerplate(texts: list[set[int]]) -> set[int]:

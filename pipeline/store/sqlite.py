@@ -15,7 +15,7 @@ import json
 import os
 import sqlite3
 import urllib.parse
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,8 +23,8 @@ from typing import Any
 
 import sqlite_utils
 
-from ..dedup import (COMMON_POSTINGS, SKETCH_DAYS, Overlap, StoredForm, batch_boilerplate, is_boilerplate, join_stories,
-                    shingle_sketch, stored_form, whole_to_sketch_size)
+from ..dedup import (COMMON_POSTINGS, MIN_SHARED, SKETCH_DAYS, Overlap, StoredForm, batch_boilerplate, is_boilerplate,
+                     is_common, join_stories, shingle_sketch, stored_form, whole_to_sketch_size)
 from ..fold import Folded
 from ..errors import StorageError
 
@@ -136,7 +136,8 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     CREATE INDEX health_alerts_status ON health_alerts(status, next_attempt);
     """,
     # 6: stories: winnowed sketches with per-article sizes, per-source boilerplate, merges
-    # (a function: the stored sketches are recomputed from the stored text)
+    lambda conn: [conn.execute(statement) for statement in _statements(STORIES_SCHEMA)],
+    # 7: shingle positions (a short text matches a run of another text); sketches recomputed from the stored text
     lambda conn: _migrate_stories(conn),
 ]
 
@@ -154,14 +155,15 @@ STORIES_SCHEMA = """
     CREATE INDEX boilerplate_seen ON boilerplate(seen);
     CREATE INDEX delivery_hits_story ON delivery_hits(story);
     DELETE FROM sketches;
-"""
+"""  # (migration 7 adds sketches.pos and fills the new tables)
 
 
 def _migrate_stories(conn: sqlite3.Connection) -> None:
-    """Schema 6: recompute the sketches of the articles inside the window from their stored text,
-    learning each source's boilerplate from its articles in the window. Stories are kept as they are."""
-    for statement in _statements(STORIES_SCHEMA):
-        conn.execute(statement)
+    """Schema 7: recompute the sketches (with positions) of the articles inside the window from their
+    stored text, learning each source's boilerplate from its articles in the window. Stories are kept."""
+    conn.execute("ALTER TABLE sketches ADD COLUMN pos INTEGER")
+    conn.execute("DELETE FROM sketches")
+    conn.execute("DELETE FROM sketch_articles")
     newest = conn.execute("SELECT max(fetched) FROM articles").fetchone()[0]
     if not newest:
         return
@@ -171,13 +173,13 @@ def _migrate_stories(conn: sqlite3.Connection) -> None:
         rows = conn.execute("SELECT id, story, text, fetched FROM articles WHERE source IS ? AND fetched >= ?"
                             " AND story IS NOT NULL ORDER BY id", (source, since)).fetchall()
         sketches = {aid: shingle_sketch(Folded.of(text or "").words) for aid, _, text, _ in rows}
-        boiler = batch_boilerplate([set(whole or sk) for sk, whole in sketches.values()])
+        boiler = batch_boilerplate([set(whole or sk) for sk, whole, _ in sketches.values()])
         if boiler:
             conn.executemany("INSERT OR IGNORE INTO boilerplate (source, hash, seen) VALUES (?, ?, ?)",
                              [(source, h, newest) for h in boiler])
         for aid, story, _, fetched in rows:
-            form = stored_form(*sketches[aid], boiler)
-            _store_sketch(conn, aid, story, source, fetched, form, set())
+            sk, whole, positions = sketches[aid]
+            _store_sketch(conn, aid, story, source, fetched, stored_form(sk, whole, boiler), positions, set())
 
 
 def _fts(db: sqlite_utils.Database) -> None:
@@ -430,6 +432,7 @@ class NewArticle:
     id: int | None = None
     duplicate_of: int | None = None
     shingles: list[int] = field(default_factory=list)  # every shingle hash, for a short text (dedup.shingle_sketch)
+    positions: dict[int, int] = field(default_factory=dict)  # hash -> word position of its first occurrence
 
 
 def known_keys(db: sqlite_utils.Database, source: str, guids: list[str], urls: list[str]) -> tuple[set[str], set[str]]:
@@ -510,7 +513,7 @@ def _save_one(conn: sqlite3.Connection, outcome: PollOutcome, decide: Decide) ->
             conn.execute("INSERT OR IGNORE INTO guids (source, guid, article) VALUES (?, ?, ?)",
                          (outcome.source, art.guid, dup))
             continue
-        form, overlaps, crowded = story_overlaps(conn, outcome.source, art.sketch, art.shingles, now)
+        form, overlaps, crowded = story_overlaps(conn, outcome.source, art.sketch, art.shingles, now, art.positions)
         stories = decide(form, overlaps) or []
         if not stories:
             art.story_id = conn.execute("INSERT INTO stories (title, first_seen) VALUES (?, ?)",
@@ -527,7 +530,7 @@ def _save_one(conn: sqlite3.Connection, outcome: PollOutcome, decide: Decide) ->
              art.fingerprint, art.story_id, form.size)).lastrowid
         conn.execute("INSERT OR IGNORE INTO guids (source, guid, article) VALUES (?, ?, ?)",
                      (outcome.source, art.guid, art.id))
-        _store_sketch(conn, art.id, art.story_id, outcome.source, art.fetched, form, crowded)
+        _store_sketch(conn, art.id, art.story_id, outcome.source, art.fetched, form, art.positions, crowded)
         conn.executemany(
             "INSERT OR IGNORE INTO hits (article, rule, terms, snippet, marks, created) VALUES (?,?,?,?,?,?)",
             [(art.id, h.rule, json.dumps(h.terms, ensure_ascii=False), h.snippet, json.dumps(h.marks), art.fetched)
@@ -555,12 +558,14 @@ def _existing(conn: sqlite3.Connection, urls: list[str], fingerprints: list[str]
 
 # --------------------------------------------------------------------------- stories (the decision is dedup's)
 
-_POSTINGS = ("SELECT s.hash, s.article, m.source, m.story, m.size, m.whole FROM sketches s"
+STOCK = "*"  # the boilerplate "source" of stock phrases (source ids are [a-z0-9-])
+_POSTINGS = ("SELECT s.hash, s.article, m.source, m.story, m.size, m.whole, s.pos FROM sketches s"
              " JOIN sketch_articles m ON m.article = s.article WHERE s.hash IN (SELECT value FROM json_each(?))")
 
 
 def story_overlaps(conn: sqlite3.Connection, source: str, sketch: list[int], whole: list[int],
-                   seen: str | None = None) -> tuple[StoredForm, list[Overlap], set[int]]:
+                   seen: str | None = None, positions: dict[int, int] | None = None
+                   ) -> tuple[StoredForm, list[Overlap], set[int]]:
     """Every stored article sharing hashes with this text, with how many it shares.
 
     Hashes that are boilerplate of ``source`` are left out (those already known, and
@@ -571,8 +576,8 @@ def story_overlaps(conn: sqlite3.Connection, source: str, sketch: list[int], who
     """
     every = sorted(set(sketch) | set(whole))
     boiler = {r[0] for r in conn.execute(
-        "SELECT hash FROM boilerplate WHERE source = ? AND hash IN (SELECT value FROM json_each(?))",
-        (source, json.dumps(every)))} if every else set()
+        "SELECT hash FROM boilerplate WHERE source IN (?, ?) AND hash IN (SELECT value FROM json_each(?))",
+        (source, STOCK, json.dumps(every)))} if every else set()
     while True:
         form = stored_form(sketch, whole, boiler)
         postings: dict[int, list[tuple]] = defaultdict(list)
@@ -580,28 +585,34 @@ def story_overlaps(conn: sqlite3.Connection, source: str, sketch: list[int], who
             for h, *row in conn.execute(_POSTINGS, (json.dumps(form.hashes),)):
                 postings[h].append(row)
         found = {h for h, rows in postings.items()
-                 if is_boilerplate(len({story for _, src, story, _, _ in rows if src == source}))}
-        if not found:
+                 if is_boilerplate(len({row[2] for row in rows if row[1] == source}))}
+        stock = {h for h, rows in postings.items() if is_common(len(rows), len({row[2] for row in rows}))}
+        if not found and not stock:
             break
         _add_boilerplate(conn, source, found, seen or now_iso())
-        boiler |= found
-    shared: Counter[int] = Counter()
+        _add_boilerplate(conn, STOCK, stock, seen or now_iso())
+        boiler |= found | stock
+    positions = positions or {}
+    pairs: dict[int, list[tuple[int | None, int | None]]] = defaultdict(list)
     meta: dict[int, tuple[int, int, int]] = {}
-    for rows in postings.values():
-        for article, _src, story, size, whole_n in rows:
-            shared[article] += 1
+    for h, rows in postings.items():
+        here = positions.get(h)
+        for article, _src, story, size, whole_n, pos in rows:
+            pairs[article].append((here, pos))
             meta[article] = (story, size, whole_n)
-    overlaps = [Overlap(a, meta[a][0], n, meta[a][1], meta[a][2]) for a, n in shared.items()]
+    # fewer shared hashes than MIN_SHARED can never make a story: those are not candidates
+    overlaps = [Overlap(a, meta[a][0], len(ps), meta[a][1], meta[a][2], tuple(ps))
+                for a, ps in pairs.items() if len(ps) >= MIN_SHARED]
     crowded = {h for h, rows in postings.items() if len(rows) >= COMMON_POSTINGS}
     return form, overlaps, crowded
 
 
 def _store_sketch(conn: sqlite3.Connection, article: int, story: int, source: str | None, fetched: str,
-                  form: StoredForm, crowded: set[int]) -> None:
+                  form: StoredForm, positions: dict[int, int], crowded: set[int]) -> None:
     conn.execute("INSERT OR REPLACE INTO sketch_articles (article, story, source, size, whole, fetched) VALUES (?,?,?,?,?,?)",
                  (article, story, source, form.size, form.whole, fetched))
-    conn.executemany("INSERT OR IGNORE INTO sketches (hash, article) VALUES (?, ?)",
-                     [(h, article) for h in form.hashes if h not in crowded])
+    conn.executemany("INSERT OR IGNORE INTO sketches (hash, article, pos) VALUES (?, ?, ?)",
+                     [(h, article, positions.get(h)) for h in form.hashes if h not in crowded])
 
 
 def _add_boilerplate(conn: sqlite3.Connection, source: str, hashes: set[int], seen: str) -> None:
