@@ -852,6 +852,154 @@ def opml_import(file: str, print_only: bool, strict: bool, as_json: bool, **kw) 
     sys.exit(EXIT_RUNTIME if result.rejected else 0)
 
 
+# --------------------------------------------------------------------------- sources
+
+
+@main.group()
+def sources() -> None:
+    """Add, disable, enable and test sources; feeds.yaml is edited in place (comments kept,
+    validated before writing, written atomically)."""
+
+
+def _feeds_path(kw: dict) -> str:
+    return settings(kw).feeds
+
+
+@sources.command("add")
+@common(keywords=False, db=False)
+@click.argument("url")
+@click.option("--id", "source_id", help="Source id ([a-z0-9-]; default: from the site's name).")
+@click.option("--name", help="Display name (default: the feed's or page's title).")
+@click.option("--json", "as_json", is_flag=True, help="Print the added source as JSON.")
+@config_errors
+def sources_add(url: str, source_id: str | None, name: str | None, as_json: bool, **kw) -> None:
+    """Add the site at URL: its feed (the URL itself, the page's <link rel="alternate">, or a common
+    feed path such as /feed), or a page source with a guessed link_selector when it has no feed."""
+    from .config import ID_RE
+    from .feedsfile import append_sources, clean_text, current, edit, new_source
+    from .opml import slug, url_problem
+    from .sources import discover_sync
+
+    url = url.strip()
+    if problem := url_problem(url):
+        raise click.BadParameter(f"{url!r}: {problem}", param_hint="URL")
+    if source_id is not None and (not ID_RE.match(source_id) or len(source_id) > 60):
+        raise click.BadParameter(f"{source_id!r} must match [a-z0-9-] (for example dea-press)", param_hint="--id")
+    path = _feeds_path(kw)
+    existing = current(path)
+    by_url = {s.url: s.id for s in existing.sources} if existing else {}
+    if url in by_url:
+        click.echo(f"error: {url} is already in {path} as {by_url[url]}", err=True)
+        sys.exit(EXIT_CONFIG)
+    found = discover_sync(url)
+    if found.url in by_url:
+        click.echo(f"error: its feed {found.url} is already in {path} as {by_url[found.url]}", err=True)
+        sys.exit(EXIT_CONFIG)
+    known_ids = {s.id for s in existing.sources} if existing else set()
+    label = clean_text(name or found.name or (urlsplit_host(found.url)))
+    if source_id in known_ids:
+        click.echo(f"error: the id {source_id} is taken in {path}; choose another with --id", err=True)
+        sys.exit(EXIT_CONFIG)
+    sid, n = source_id or slug(label), 2
+    base = sid
+    while sid in known_ids:
+        sid, n = f"{base}-{n}", n + 1
+    edit(path, lambda doc: append_sources(doc, [new_source(sid, found.url, label or sid, found.type, found.link_selector)]))
+    record = {"id": sid, "name": label or sid, "url": found.url, "type": found.type, "link_selector": found.link_selector,
+              "how": found.how, "items": found.entries}
+    if as_json:
+        echo_json(record)
+        return
+    click.echo(f"added {sid} to {path}: {found.type} {found.url}" + (f" (link_selector {found.link_selector!r})"
+               if found.link_selector else ""))
+    click.echo(f"  {found.how}; {found.entries} items there now. Try it: borderwatch sources test {sid}")
+
+
+def urlsplit_host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).hostname or url
+
+
+def _set_enabled(kw: dict, source_id: str, enabled: bool) -> None:
+    from .errors import NotFound
+    from .feedsfile import edit, set_enabled, source_ids
+
+    path = _feeds_path(kw)
+
+    def change(doc):
+        if not set_enabled(doc, source_id, enabled):
+            raise NotFound(f"no source {source_id} in {path} (known: {', '.join(map(str, source_ids(doc))) or 'none'})")
+
+    edit(path, change)
+    click.echo(f"{'enabled' if enabled else 'disabled'} {source_id} in {path}"
+               + ("" if enabled else " (kept with its history; `borderwatch sources enable` brings it back)"))
+
+
+@sources.command("disable")
+@common(keywords=False, db=False)
+@click.argument("source_id", metavar="ID")
+@config_errors
+def sources_disable(source_id: str, **kw) -> None:
+    """Stop polling source ID (sets enabled: false; a running `run` picks it up within seconds)."""
+    _set_enabled(kw, source_id, False)
+
+
+@sources.command("enable")
+@common(keywords=False, db=False)
+@click.argument("source_id", metavar="ID")
+@config_errors
+def sources_enable(source_id: str, **kw) -> None:
+    """Poll source ID again."""
+    _set_enabled(kw, source_id, True)
+
+
+@sources.command("test")
+@common()
+@click.argument("target", metavar="ID|URL")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@config_errors
+def sources_test(target: str, as_json: bool, **kw) -> None:
+    """Poll a source (an ID from feeds.yaml, or a URL) once and show what would be new and what
+    would match; stores nothing. Exit status 1 if the poll failed."""
+    from .config import Source
+    from .rules import compile_rules
+    from .sources import discover_sync, trial_poll
+
+    s = settings(kw)
+    feeds = load_feeds(s.feeds) if Path(s.feeds).exists() else None
+    source = feeds.get(target) if feeds else None
+    if source is None and feeds:
+        source = next((x for x in feeds.sources if x.url == target), None)
+    if source is None:
+        if "://" not in target:
+            known = ", ".join(x.id for x in feeds.sources) if feeds else "none"
+            raise click.BadParameter(f"no source {target} in {s.feeds} (known: {known}); or give a URL",
+                                     param_hint="ID|URL")
+        found = discover_sync(target.strip())
+        source = Source(id="test", url=found.url, name=found.name, type=found.type, link_selector=found.link_selector,
+                        fetch_articles=found.type == "page")
+    matcher = compile_rules(load_rules(s.keywords))
+    db = store.connect_readonly(s.db) if Path(s.db).exists() else store.connect(":memory:")
+    result = trial_poll(source, db, matcher)
+    new = [{"title": a.title, "url": a.url, "published": a.published,
+            "matches": [{"rule": h.rule, "terms": h.terms} for h in a.hits]} for a in result.new]
+    if as_json:
+        echo_json({"source": source.id, "url": source.url, "type": source.type, "ok": result.ok, "error": result.error,
+                   "items": result.items, "already_stored": result.already_stored, "new": new})
+    elif not result.ok:
+        click.echo(f"{source.id} ({source.url}): failed: {result.error}", err=True)
+    else:
+        matching = sum(1 for a in new if a["matches"])
+        click.echo(f"{source.id} ({source.type} {source.url}): ok, {result.items} items, {len(new)} would be new "
+                   f"({matching} matching a rule), {result.already_stored} already stored; nothing was stored")
+        for a in new:
+            click.echo(f"  new: {a['title'][:100]}  {a['url']}")
+            for m in a["matches"]:
+                click.echo(f"    matches {m['rule']}: {', '.join(m['terms'])}")
+    sys.exit(0 if result.ok else EXIT_RUNTIME)
+
+
 @main.command()
 @click.option("--dir", "directory", default=".", show_default=True, help="Where to put demo.db and outbox/.")
 @click.option("--keywords", "keywords_path", envvar="BORDERWATCH_KEYWORDS", default=None,
