@@ -90,7 +90,7 @@ def test_rules_test_json_and_stdin():
     data = json.loads(out.stdout)
     assert {m["rule"] for m in data["matches"]} == {"extradition", "cartels"}
     m = next(m for m in data["matches"] if m["rule"] == "cartels")
-    assert "Cártel de Sinaloa" in m["terms"] and "**Cártel" in m["snippets"][0]
+    assert "Cártel de Sinaloa" in m["terms"] and "**Cártel de Sinaloa**" in m["snippets"][0]
     piped = bw("rules", "test", input="Monarch butterflies\nThe migration of monarch butterflies to Michoacán, Mexico.")
     assert piped.stdout.strip() == "no rule matches"
 

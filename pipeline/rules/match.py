@@ -32,7 +32,7 @@ class Hit:
 def highlight(snippet: str, marks: list, before: str = "**", after: str = "**") -> str:
     """Wrap each marked span of the snippet in ``before``/``after``."""
     out, pos = [], 0
-    for start, end in sorted(marks):
+    for start, end in sorted(marks, key=lambda m: (m[0], -m[1])):
         if start < pos:
             continue
         out += [snippet[pos:start], before, snippet[start:end], after]
@@ -129,7 +129,7 @@ def _evaluate(matcher: "Matcher", ri: int, raw: list, folded: Folded) -> Hit | N
         return None
     if rule.near is not None and not _within(by_group, ngroups, rule.near):
         return None
-    positive = sorted(occs, key=lambda o: o.start)
+    positive = sorted(occs, key=lambda o: (o.start, -o.end))  # at one start, the longest term (a name over a word in it)
     terms = list(dict.fromkeys(o.label for o in positive))
     anchor = min(by_group[0], key=lambda o: o.start)  # the rule's main terms, not its context words
     snippet, marks = _snippet(folded.original, anchor, positive)
