@@ -311,10 +311,14 @@ def rules_backtest(since: str | None, as_json: bool, apply: bool, show: int, **k
 @click.option("--until", help="Published before WHEN.")
 @click.option("--search", help="Full-text query over titles and texts (SQLite FTS5 syntax).")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--suggested", is_flag=True,
+              help="Show the semantic layer's suggestions (likely keyword misses, never emailed unless the rule "
+                   "says `suggest: email`) instead of the rules' hits.")
+@click.option("--json", "as_json", is_flag=True,
+              help='One JSON object per line; "rule_versions" gives the version of each rule that made the hit.')
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
 @config_errors
-def hits(rule_ids, tags, source, since, until, search, limit, as_json, as_csv, **kw) -> None:
+def hits(rule_ids, tags, source, since, until, search, limit, suggested, as_json, as_csv, **kw) -> None:
     """Query stored hits, newest first."""
     from .rules.match import highlight
 
@@ -343,7 +347,7 @@ def hits(rule_ids, tags, source, since, until, search, limit, as_json, as_csv, *
         if source not in known_sources:
             raise click.BadParameter(f"unknown source {source} (known: {', '.join(known_sources) or 'none'})",
                                      param_hint="--source")
-    q = store.HitQuery(rules_filter, source, when_option(since), when_option(until), search, limit)
+    q = store.HitQuery(rules_filter, source, when_option(since), when_option(until), search, limit, suggested)
     try:
         rows = store.query_hits(db, q)
     except sqlite3.OperationalError as exc:  # a malformed FTS query
@@ -353,7 +357,8 @@ def hits(rule_ids, tags, source, since, until, search, limit, as_json, as_csv, *
         raise
     records = [{"url": r["url"], "title": r["title"], "source": r["source"], "published": r["published"],
                 "fetched": r["fetched"], "rules": r["rules"], "snippet": highlight(r["snippet"] or "", r["marks"]),
-                "story": r["story"]} for r in rows]
+                "story": r["story"], "rule_versions": r["rule_versions"], "rules_modified": r["rules_mtime"]}
+               for r in rows]
     if not as_json and not as_csv:
         _hits_table(rows)
         return

@@ -7,6 +7,7 @@ Only ``yaml.SafeLoader`` is used: a ``!!python/...`` tag is a config error.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from dataclasses import dataclass, field
@@ -462,6 +463,19 @@ class Rule:
     none: tuple[Term, ...] = ()
     near: int | None = None
     line: int = 0
+    about: str = ""  # what the rule is about, in prose: the semantic layer compares articles with it
+    suggest: str = "store"  # semantic suggestions for this rule: "store" (shown, never emailed), "email", "off"
+
+    @property
+    def version(self) -> str:
+        """A short hash of the rule's definition (not of its position in the file): hits record it."""
+        import hashlib
+        import json
+
+        definition = [self.id, self.title, list(self.tags), [t.__dict__ | {"line": 0} for t in self.any],
+                      [[t.__dict__ | {"line": 0} for t in g] for g in self.all],
+                      [t.__dict__ | {"line": 0} for t in self.none], self.near, self.about, self.suggest]
+        return hashlib.sha256(json.dumps(definition, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:10]
 
     def groups(self) -> list[tuple[Term, ...]]:
         """The positive groups: `any` (if given) then each `all` group."""
@@ -473,12 +487,15 @@ class RuleSet:
     rules: tuple[Rule, ...]
     path: str = "keywords.yaml"
     digest: str = ""
+    mtime: str = ""  # the file's modification time (UTC, ISO 8601) when loaded
 
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
 
 
-_RULE_KEYS = {"id", "title", "tags", "any", "all", "none", "near", "notes", "description"}
+_RULE_KEYS = {"id", "title", "tags", "any", "all", "none", "near", "notes", "description", "about", "suggest"}
+SUGGEST_MODES = ("store", "email", "off")
+MAX_ABOUT = 2000
 _TERM_KEYS = {"term", "regex", "case"}
 
 
@@ -620,8 +637,19 @@ def parse_rules(data: Any, file: str) -> tuple[RuleSet | None, list[ConfigIssue]
             chk.add(raw.line_of("tags"), "tags must be a list of words")
             tags = []
         title = raw.get("title", rid)
+        about = raw.get("about", "")
+        if not isinstance(about, str) or ("about" in raw and not about.strip()) or len(about) > MAX_ABOUT:
+            chk.add(raw.line_of("about"), f"rule {rid!r}: about must be a paragraph of text (1 to {MAX_ABOUT} characters) "
+                                          "saying what the rule is about")
+            about = ""
+        suggest = raw.get("suggest", "store")
+        if suggest not in SUGGEST_MODES:
+            chk.add(raw.line_of("suggest"), f"rule {rid!r}: suggest must be one of {', '.join(SUGGEST_MODES)} "
+                                            "(store: shown by `hits --suggested`, email: also sent to subscribers)")
+            suggest = "store"
         if len(chk.issues) == before:
-            rules.append(Rule(rid, str(title), tuple(tags), any_terms, all_groups, none_terms, near, line))
+            rules.append(Rule(rid, str(title), tuple(tags), any_terms, all_groups, none_terms, near, line,
+                              " ".join(about.split()), suggest))
     return RuleSet(tuple(rules), file), chk.issues
 
 
@@ -637,4 +665,5 @@ def load_rules(path: str | os.PathLike) -> RuleSet:
     import hashlib
 
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-    return RuleSet(rules.rules, str(path), digest)
+    mtime = dt.datetime.fromtimestamp(os.stat(path).st_mtime, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return RuleSet(rules.rules, str(path), digest, mtime)

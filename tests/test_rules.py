@@ -211,3 +211,22 @@ def test_every_word_maps_back_to_its_span_in_the_original(parts, tail):
         start, end = f.original_span(pos, pos + len(word))
         assert term_words(text[start:end]) == [word], (text, word, text[start:end])
         pos += len(word) + 1
+
+
+def test_about_and_suggest_are_validated_and_part_of_the_rule_version(write):
+    base = "rules:\n  - id: r\n    any: [x]\n"
+    r = rules_from(write, base + "    about: >-\n      What the rule\n      is about.\n    suggest: email\n").ruleset.rules[0]
+    assert r.about == "What the rule is about." and r.suggest == "email"
+    plain = rules_from(write, base).ruleset.rules[0]
+    assert plain.about == "" and plain.suggest == "store" and plain.version != r.version
+    moved = rules_from(write, "rules:\n\n\n  - id: r\n    any: [x]\n").ruleset.rules[0]
+    assert moved.version == plain.version  # the position in the file is not part of the definition
+    for bad, message in (("    about: 3\n", "about must be a paragraph"), ("    about: ''\n", "about must be a paragraph"),
+                         ("    suggest: always\n", "suggest must be one of store, email, off")):
+        with pytest.raises(ConfigError) as exc:
+            rules_from(write, base + bad)
+        assert message in str(exc.value) and "keywords.yaml:4" in str(exc.value)
+
+
+def test_every_shipped_rule_says_what_it_is_about(shipped_rules):
+    assert all(len(r.about) > 200 for r in shipped_rules.rules)

@@ -53,6 +53,7 @@ def test_migration_from_the_first_schema_keeps_every_row(tmp_path):
     assert store.schema_version(db) == len(store.MIGRATIONS)
     assert store.counts(db) == {"sources": 1, "articles": 1, "stories": 1, "hits": 1}
     assert next(db.query("SELECT backfilled FROM hits"))["backfilled"] == 0
+    assert next(db.query("SELECT rule_version, suggested FROM hits")) == {"rule_version": None, "suggested": 0}
     assert [r["title"] for r in store.query_hits(db, store.HitQuery(search="fentanyl"))] == ["Old title"]
     assert "subscribers" in db.table_names() and "deliveries" in db.table_names()
 
@@ -189,7 +190,8 @@ def test_hits_cli_output_formats(tmp_path):
     out = cli("hits", "--db", str(path), "--json", "--rule", "fentanyl")
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["title"] for r in lines] == ["Title 3", "Title 1"]
-    assert set(lines[0]) == {"url", "title", "source", "published", "fetched", "rules", "snippet", "story"}
+    assert set(lines[0]) == {"url", "title", "source", "published", "fetched", "rules", "snippet", "story",
+                             "rule_versions", "rules_modified"}
     assert lines[0]["rules"] == ["fentanyl"] and "**" in lines[0]["snippet"]
     csv_out = cli("hits", "--db", str(path), "--csv", "--since", "2026-11-21")
     assert csv_out.stdout.splitlines()[0] == "published,source,rules,title,url,story,snippet"
@@ -303,3 +305,54 @@ def test_url_migration_recanonicalises_and_merges_collisions_without_losing_deli
     assert sorted(r["hit"] for r in db.query("SELECT hit FROM delivery_hits")) == [1, 3]
     assert store.owed_hits(db, "a@x.example", ["fentanyl", "cartels"], "") == []
     assert [r["title"] for r in store.query_hits(db, store.HitQuery(search="fentanyl"))] == ["T"]
+
+
+def test_hits_record_the_version_of_the_rule_that_made_them(tmp_path):
+    """Provenance: each hit stores its rule's definition hash and the file's mtime; `hits --json`
+    shows them per rule; editing one rule changes that rule's version only."""
+    from pipeline.config import load_rules
+    from pipeline.rules import compile_rules
+
+    kw = tmp_path / "keywords.yaml"
+    kw.write_text("rules:\n  - id: fentanyl\n    any: [fentanyl]\n  - id: cartels\n    any: [cartel]\n")
+    os.utime(kw, (1_700_000_000, 1_700_000_000))
+    first = compile_rules(load_rules(kw))
+    path = tmp_path / "p.db"
+    db = store.connect(path)
+    _source(db)
+    art = _article(1, text="A cartel moved fentanyl")
+    art.hits = first.match(art.title, art.text)
+    save_poll(db, PollOutcome("s", True, 200, articles=[art]))
+    v1 = {r.id: r.version for r in load_rules(kw).rules}
+    kw.write_text("rules:\n  - id: fentanyl\n    any: [fentanyl, fentanilo]\n  - id: cartels\n    any: [cartel]\n")
+    os.utime(kw, (1_800_000_000, 1_800_000_000))
+    second = compile_rules(load_rules(kw))
+    v2 = {r.id: r.version for r in second.ruleset.rules}
+    assert v2["cartels"] == v1["cartels"] and v2["fentanyl"] != v1["fentanyl"] and len(v1["fentanyl"]) == 10
+    art2 = _article(2, published="2026-11-21T10:00:00Z", text="Fentanilo and a cartel")
+    art2.hits = second.match(art2.title, art2.text)
+    save_poll(db, PollOutcome("s", True, 200, articles=[art2]))
+    out = cli("hits", "--db", str(path), "--json")
+    lines = {r["title"]: r for r in map(json.loads, out.stdout.splitlines())}
+    assert lines["Title 1"]["rule_versions"] == {"fentanyl": v1["fentanyl"], "cartels": v1["cartels"]}
+    assert lines["Title 2"]["rule_versions"] == {"fentanyl": v2["fentanyl"], "cartels": v2["cartels"]}
+    assert lines["Title 1"]["rules_modified"]["fentanyl"] == "2023-11-14T22:13:20Z"
+    assert lines["Title 2"]["rules_modified"]["fentanyl"] == "2027-01-15T08:00:00Z"
+
+
+def test_suggested_hits_are_shown_apart_and_not_owed_unless_the_rule_opts_in(db):
+    from pipeline.rules import Hit
+
+    _source(db)
+    art = _article(1)
+    art.hits = [Hit("fentanyl", ["fentanyl"], "snippet fentanyl", [[8, 16]], "v1"),
+                Hit("migration", [], "snippet", [], "v2", suggested=True, similarity=0.91)]
+    save_poll(db, PollOutcome("s", True, 200, articles=[art]))
+    assert [r["rules"] for r in store.query_hits(db, store.HitQuery())] == [["fentanyl"]]
+    assert [r["rules"] for r in store.query_hits(db, store.HitQuery(suggested=True))] == [["migration"]]
+    assert store.query_hits(db, store.HitQuery(rules=["migration"])) == []
+    store.add_subscriber(db, "a@example.org", None, None, "daily", 7, 0, "UTC", created="2000-01-01T00:00:00Z")
+    owed = lambda **kw: sorted(r["rule"] for r in store.owed_hits(db, "a@example.org", ["fentanyl", "migration"],  # noqa: E731
+                                                                  "2000-01-01", **kw))
+    assert owed() == ["fentanyl"]
+    assert owed(email_suggested=["migration"]) == ["fentanyl", "migration"]

@@ -107,7 +107,8 @@ class Group:
 
 def build_groups(db, sub: dict, rules: RuleSet) -> list[Group]:
     """Owed hits grouped by rule (in rule-file order), each story once, newest first."""
-    rows = store.owed_hits(db, sub["email"], followed_rules(sub, rules), sub["created"])
+    rows = store.owed_hits(db, sub["email"], followed_rules(sub, rules), sub["created"],
+                           [r.id for r in rules.rules if r.suggest == "email"])
     order = {r.id: i for i, r in enumerate(rules.rules)}
     # the first-seen copy of a story heads it; later copies are listed as "also in"
     rows.sort(key=lambda r: (order.get(r["rule"], 1 << 30), r["article"]))

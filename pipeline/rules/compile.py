@@ -45,6 +45,7 @@ class Matcher:
         self.ruleset = ruleset
         self.rules: tuple[Rule, ...] = ruleset.rules
         self.group_counts = [len(r.groups()) for r in self.rules]
+        self.versions = [r.version for r in self.rules]
         self.regexes: dict[int, list[RegexRef]] = {}
         keys: dict[str, list[TermRef]] = {}
         for ri, rule in enumerate(self.rules):

@@ -23,6 +23,10 @@ class Hit:
     terms: list[str]
     snippet: str
     marks: list[tuple[int, int]] = field(default_factory=list)
+    version: str = ""  # short hash of the rule's definition (Rule.version) when it matched
+    rules_mtime: str = ""  # keywords file's modification time then
+    suggested: bool = False  # found by the semantic layer, not by the keyword rule
+    similarity: float | None = None  # semantic similarity to the rule's `about`, when the layer ran
 
     @property
     def highlighted(self) -> str:
@@ -133,7 +137,7 @@ def _evaluate(matcher: "Matcher", ri: int, raw: list, folded: Folded) -> Hit | N
     terms = list(dict.fromkeys(o.label for o in positive))
     anchor = min(by_group[0], key=lambda o: o.start)  # the rule's main terms, not its context words
     snippet, marks = _snippet(folded.original, anchor, positive)
-    return Hit(rule.id, terms, snippet, marks)
+    return Hit(rule.id, terms, snippet, marks, matcher.versions[ri], matcher.ruleset.mtime)
 
 
 MAX_PER_TERM = 8  # without `near`, later occurrences of a term change neither the verdict nor the snippet

@@ -139,6 +139,13 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     lambda conn: [conn.execute(statement) for statement in _statements(STORIES_SCHEMA)],
     # 7: shingle positions (a short text matches a run of another text); sketches recomputed from the stored text
     lambda conn: _migrate_stories(conn),
+    # 7: rule provenance (the version of the rule that made each hit) and semantic suggestions
+    """
+    ALTER TABLE hits ADD COLUMN rule_version TEXT;
+    ALTER TABLE hits ADD COLUMN rules_mtime TEXT;
+    ALTER TABLE hits ADD COLUMN suggested INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE hits ADD COLUMN similarity REAL;
+    """,
 ]
 
 STORIES_SCHEMA = """
@@ -532,9 +539,9 @@ def _save_one(conn: sqlite3.Connection, outcome: PollOutcome, decide: Decide) ->
                      (outcome.source, art.guid, art.id))
         _store_sketch(conn, art.id, art.story_id, outcome.source, art.fetched, form, art.positions, crowded)
         conn.executemany(
-            "INSERT OR IGNORE INTO hits (article, rule, terms, snippet, marks, created) VALUES (?,?,?,?,?,?)",
-            [(art.id, h.rule, json.dumps(h.terms, ensure_ascii=False), h.snippet, json.dumps(h.marks), art.fetched)
-             for h in art.hits])
+            "INSERT OR IGNORE INTO hits (article, rule, terms, snippet, marks, created, rule_version, rules_mtime,"
+            " suggested, similarity) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [_hit_row(art.id, h, art.fetched) for h in art.hits])
         inserted.append(art)
         known[("url", art.url)] = known[("fp", art.fingerprint)] = art.id
     for guid, url in outcome.aliases:
@@ -668,10 +675,16 @@ def backfill_hits(db: sqlite_utils.Database, hits: list[tuple[int, Any]]) -> int
     with transaction(db) as conn:
         before = conn.total_changes
         conn.executemany(
-            "INSERT OR IGNORE INTO hits (article, rule, terms, snippet, marks, created, backfilled) VALUES (?,?,?,?,?,?,1)",
-            [(aid, h.rule, json.dumps(h.terms, ensure_ascii=False), h.snippet, json.dumps(h.marks), created)
-             for aid, h in hits])
+            "INSERT OR IGNORE INTO hits (article, rule, terms, snippet, marks, created, rule_version, rules_mtime,"
+            " suggested, similarity, backfilled) VALUES (?,?,?,?,?,?,?,?,?,?,1)",
+            [_hit_row(aid, h, created) for aid, h in hits])
         return conn.total_changes - before
+
+
+def _hit_row(article: int, h: Any, created: str) -> tuple:
+    return (article, h.rule, json.dumps(h.terms, ensure_ascii=False), h.snippet, json.dumps(h.marks), created,
+            getattr(h, "version", "") or None, getattr(h, "rules_mtime", "") or None,
+            int(bool(getattr(h, "suggested", False))), getattr(h, "similarity", None))
 
 
 # --------------------------------------------------------------------------- queries
@@ -685,6 +698,7 @@ class HitQuery:
     until: str | None = None
     search: str | None = None
     limit: int = 50
+    suggested: bool = False  # only the semantic layer's suggestions instead of the rules' hits
 
 
 SEARCH_WINDOW = 5000  # with --search: the newest-fetched matches considered, then sorted by published
@@ -698,7 +712,7 @@ def query_hits(db: sqlite_utils.Database, q: HitQuery) -> list[dict]:
     """
     if q.rules is not None and not q.rules:
         return []
-    rule_in = f" AND rule IN ({','.join('?' * len(q.rules))})" if q.rules else ""
+    rule_in = (f" AND rule IN ({','.join('?' * len(q.rules))})" if q.rules else "") + f" AND suggested = {int(q.suggested)}"
     where, params = [f"EXISTS (SELECT 1 FROM hits WHERE article = a.id{rule_in})"], list(q.rules or [])
     if q.source:
         where.append("a.source = ?")
@@ -717,7 +731,12 @@ def query_hits(db: sqlite_utils.Database, q: HitQuery) -> list[dict]:
         WITH page AS (SELECT a.id FROM articles a WHERE {' AND '.join(where)}
                       ORDER BY a.published DESC, a.id DESC LIMIT ?)
         SELECT a.id, a.url, a.title, a.source, s.name AS source_name, a.published, a.fetched, a.story,
-               (SELECT json_group_array(rule) FROM (SELECT rule FROM hits WHERE article = a.id ORDER BY id)) AS rules,
+               (SELECT json_group_array(rule) FROM (SELECT rule FROM hits WHERE article = a.id
+                                                    AND suggested = {int(q.suggested)} ORDER BY id)) AS rules,
+               (SELECT json_group_object(rule, coalesce(rule_version, '')) FROM hits
+                WHERE article = a.id AND suggested = {int(q.suggested)}) AS rule_versions,
+               (SELECT json_group_object(rule, rules_mtime) FROM hits
+                WHERE article = a.id AND suggested = {int(q.suggested)}) AS rules_mtime,
                (SELECT snippet FROM hits WHERE {pick}) AS snippet,
                (SELECT marks FROM hits WHERE {pick}) AS marks
         FROM page JOIN articles a ON a.id = page.id LEFT JOIN sources s ON s.id = a.source
@@ -726,6 +745,8 @@ def query_hits(db: sqlite_utils.Database, q: HitQuery) -> list[dict]:
     for r in rows:
         r["rules"] = json.loads(r["rules"])
         r["marks"] = json.loads(r["marks"] or "[]")
+        r["rule_versions"] = json.loads(r["rule_versions"] or "{}")
+        r["rules_mtime"] = json.loads(r["rules_mtime"] or "{}")
     return rows
 
 
@@ -839,21 +860,25 @@ def subscribers(db: sqlite_utils.Database, email: str | None = None) -> list[dic
 # --------------------------------------------------------------------------- deliveries (the outbox)
 
 
-def owed_hits(db: sqlite_utils.Database, email: str, rule_ids: list[str], since: str) -> list[dict]:
+def owed_hits(db: sqlite_utils.Database, email: str, rule_ids: list[str], since: str,
+              email_suggested: list[str] | tuple = ()) -> list[dict]:
     """Hits a subscriber has not been sent: their rules, created after they subscribed, not
-    backfilled, and not of a story already sent to them (copies show as 'also in')."""
+    backfilled, not a semantic suggestion (unless its rule opts in: ``email_suggested``), and not
+    of a story already sent to them (copies show as 'also in')."""
     if not rule_ids:
         return []
     marks = ",".join("?" * len(rule_ids))
+    opted = [r for r in email_suggested if r in rule_ids]
+    suggested = f"(h.suggested = 0 OR h.rule IN ({','.join('?' * len(opted))}))" if opted else "h.suggested = 0"
     sql = f"""
         SELECT h.id AS hit, h.rule, h.terms, h.snippet, h.marks, h.created, a.id AS article, a.title, a.url,
                a.published, a.story, a.source, coalesce(s.name, a.source) AS source_name
         FROM hits h JOIN articles a ON a.id = h.article LEFT JOIN sources s ON s.id = a.source
-        WHERE h.rule IN ({marks}) AND h.backfilled = 0 AND h.created >= ?
+        WHERE h.rule IN ({marks}) AND h.backfilled = 0 AND {suggested} AND h.created >= ?
           AND NOT EXISTS (SELECT 1 FROM delivery_hits dh JOIN deliveries d ON d.id = dh.delivery
                           WHERE d.subscriber = ? AND (dh.hit = h.id OR dh.story = a.story))
         ORDER BY a.published DESC, h.id DESC"""
-    rows = list(db.query(sql, [*rule_ids, since, email]))
+    rows = list(db.query(sql, [*rule_ids, *opted, since, email]))
     for r in rows:
         r["terms"] = json.loads(r["terms"] or "[]")
         r["marks"] = json.loads(r["marks"] or "[]")
