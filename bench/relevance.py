@@ -54,8 +54,10 @@ def main() -> None:
     parts = {"tuning": [i for i in items if not i.heldout], "heldout": [i for i in items if i.heldout], "all": items}
     shown = [args.part] if args.part else ["tuning", "heldout"]
     predictors = {"keywords": keyword_predict(matcher)}
+    report: dict = {}
     if not args.no_semantic:
-        predictors.update(semantic_predictors(ruleset, matcher))
+        predictors.update(semantic_predictors(ruleset, matcher, report))
+    keyword_rules = {i.id: predictors["keywords"](i) for i in items}
     n_on = sum(1 for i in items if i.expect)
     print(f"{len(items)} items ({n_on} on-topic, {len(items) - n_on} hard negatives; "
           f"{len(parts['tuning'])} tuning, {len(parts['heldout'])} held out); rules: {args.keywords}")
@@ -64,22 +66,47 @@ def main() -> None:
         for name, predict in predictors.items():
             s = score(parts[part], predict, rule_ids)
             print(table(name, s, rule_ids))
+            if name != "keywords":
+                print(suggestions_line(parts[part], report, keyword_rules))
             if args.wrong:
                 for item, got in s.wrong:
                     print(f"      {item.id}: expected {sorted(item.expect)} got {sorted(got)} | {item.title[:80]}")
+                for item in parts[part] if name != "keywords" else ():
+                    if report.get(item.id):
+                        print(f"      {item.id}: suggested {sorted(report[item.id])} expected {sorted(item.expect)}"
+                              f" | {item.title[:70]}")
 
 
-def semantic_predictors(ruleset, matcher) -> dict:
-    """``keywords + semantic`` when the extra is installed, else nothing."""
-    try:
-        from pipeline.rules.semantic import Semantic, available
-    except ImportError:
-        return {}
+def semantic_predictors(ruleset, matcher, report: dict) -> dict:
+    """``keywords + semantic`` when the extra is installed, else nothing. Alerts are the keyword
+    hits the guard keeps (plus suggestions of rules with ``suggest: email``); suggestions are
+    counted in ``report`` (item id -> suggested rules)."""
+    from pipeline.rules.semantic import Semantic, available
+
     if not available():
-        print("(semantic extra not installed: keyword rules only)")
+        print("(semantic extra not installed: keyword rules only; pip install 'borderwatch[semantic]')")
         return {}
     sem = Semantic(ruleset)
-    return {"keywords + semantic": lambda item: sem.decide(item.title, item.lead, matcher.match(item.title, item.lead)).rules}
+    emailed = {r.id for r in ruleset.rules if r.suggest == "email"}
+
+    def predict(item):
+        hits = sem.review(item.title, item.lead, matcher.match(item.title, item.lead))
+        report[item.id] = {h.rule for h in hits if h.suggested}
+        return {h.rule for h in hits if not h.suggested or h.rule in emailed}
+
+    return {"keywords + semantic guard": predict}
+
+
+def suggestions_line(items, report: dict, keyword_rules: dict) -> str:
+    """How the suggestions would help: labelled rules the keywords missed that were suggested."""
+    right = wrong = missed = 0
+    for item in items:
+        sug = report.get(item.id, set())
+        right += len(sug & item.expect)
+        wrong += len(sug - item.expect)
+        missed += len(item.expect - keyword_rules[item.id])
+    return (f"    suggestions (stored, not emailed): {right + wrong} ({right} right, {wrong} wrong); "
+            f"keyword misses: {missed}")
 
 
 if __name__ == "__main__":
