@@ -139,7 +139,7 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     lambda conn: [conn.execute(statement) for statement in _statements(STORIES_SCHEMA)],
     # 7: shingle positions (a short text matches a run of another text); sketches recomputed from the stored text
     lambda conn: _migrate_stories(conn),
-    # 7: rule provenance (the version of the rule that made each hit) and semantic suggestions
+    # 8: rule provenance (the version of the rule that made each hit) and semantic suggestions
     """
     ALTER TABLE hits ADD COLUMN rule_version TEXT;
     ALTER TABLE hits ADD COLUMN rules_mtime TEXT;
