@@ -182,10 +182,11 @@ def write_feeds_yaml(path: Path, urls: list[str], concurrency: int, per_host: in
     path.write_text("\n".join(lines) + "\n")
 
 
-def borderwatch_once(work: Path, feeds: Path, db: Path) -> dict:
+def borderwatch_once(work: Path, feeds: Path, db: Path, semantic: bool = False) -> dict:
+    env = dict(os.environ, BORDERWATCH_SEMANTIC="on" if semantic else "off")
     return run_child([sys.executable, "-m", "pipeline", "run", "--once", "--json", "--no-digests",
                       "--feeds", str(feeds), "--keywords", str(ROOT / "keywords.yaml"), "--db", str(db),
-                      "--log-level", "warning"])
+                      "--log-level", "warning"], env=env)
 
 
 def start_server(latency: float):
@@ -224,6 +225,8 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.1, help="seconds per response (default 0.1)")
     ap.add_argument("--smoke", action="store_true", help="CI: check completion and sanity, not the targets")
     ap.add_argument("--rss-scaling", action="store_true", help="compare peak RSS of phase b at N and 10 N")
+    ap.add_argument("--semantic", action="store_true",
+                    help="CPU of phase b and d without and with the semantic extra (must be installed)")
     ap.add_argument("--phase", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--concurrency", type=int, default=20, help=argparse.SUPPRESS)
@@ -237,6 +240,8 @@ def main() -> None:
     try:
         if args.rss_scaling:
             rss_scaling(args, port)
+        elif args.semantic:
+            semantic_cost(args, port)
         else:
             compare(args, port)
     finally:
@@ -278,6 +283,37 @@ def compare(args, port: int) -> None:
 def _summ(m: dict) -> str:
     o = m["out"]
     return f"ok {o['ok']}, 304 {o['not_modified']}, new {o['new_articles']}, hits {o['new_hits']}"
+
+
+def semantic_cost(args, port: int) -> None:
+    """Phases b (empty database) and d (5% of feeds changed) with BORDERWATCH_SEMANTIC off, then on,
+    each on its own database (the second run sees 5% of the feeds one generation later: the same
+    counts of items, new articles and topical words)."""
+    sys.path.insert(0, str(ROOT))
+    from pipeline.rules.semantic import available
+
+    if not available():
+        raise SystemExit("the semantic extra is not installed: pip install -e '.[semantic]'")
+    n = args.feeds
+    print(f"semantic layer cost: {n} feeds x {ITEMS} items, keywords.yaml; CPU of `run --once` (wait4)")
+    print(f"{'phase':<34} {'wall s':>8} {'CPU s':>8} {'peak MiB':>9}")
+    res = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        feeds = work / "feeds.yaml"
+        write_feeds_yaml(feeds, feed_urls(port, n), args.concurrency, args.per_host)
+        for semantic in (False, True):
+            db = work / f"bench-{semantic}.db"
+            b = borderwatch_once(work, feeds, db, semantic)
+            change(port, 5, n)
+            d = borderwatch_once(work, feeds, db, semantic)
+            res[semantic] = (b, d)
+            label = "with semantic" if semantic else "keywords only"
+            print(row(f"b empty db, {label}", b, _summ(b)), flush=True)
+            print(row(f"d 5% changed, {label}", d, _summ(d)), flush=True)
+    for i, name in ((0, "b"), (1, "d")):
+        off, on = res[False][i]["cpu"], res[True][i]["cpu"]
+        print(f"{name}: CPU with semantic / without = {on / off:.2f} (+{(on / off - 1) * 100:.0f}%, target <= +25%)")
 
 
 def rss_scaling(args, port: int) -> None:

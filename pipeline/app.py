@@ -44,7 +44,7 @@ class App:
             app._stamps["feeds"] = _mtime(settings.feeds)
         if need_rules:
             app.rules = load_rules(settings.keywords)
-            app.matcher = compile_rules(app.rules)
+            app.matcher = compile_rules(app.rules, settings.semantic)
             app._stamps["rules"] = _mtime(settings.keywords)
         app.db = store.connect(settings.db)
         if app.feeds:
@@ -71,7 +71,7 @@ class App:
             self._stamps["rules"] = stamp
             try:
                 rules = load_rules(self.settings.keywords)
-                self.rules, self.matcher = rules, compile_rules(rules)
+                self.rules, self.matcher = rules, compile_rules(rules, self.settings.semantic)
                 self.errors.pop("rules", None)
                 changed["rules"] = True
                 log.info("reloaded %s: %d rules", self.settings.keywords, len(rules.rules))

@@ -123,6 +123,8 @@ def prepare_article(e: Entry, fetched: str, matcher) -> NewArticle:
     title_len = len(Folded.of(e.title[:MAX_TITLE]).words) if e.text else 0
     body_words = words[title_len:] or words
     hits = match_article(matcher, e.title, e.text, doc) if matcher else []
+    if matcher is not None and matcher.semantic is not None:
+        hits = matcher.semantic.review(e.title, e.text, hits)  # optional extra: guard and suggestions
     sketch, whole, positions = shingle_sketch(body_words)
     return NewArticle(
         url=e.url, guid=e.guid or e.url, title=e.title, text=e.text, author=e.author,
@@ -134,11 +136,11 @@ def prepare_article(e: Entry, fetched: str, matcher) -> NewArticle:
 _WORKER_MATCHER = None
 
 
-def _init_worker(ruleset) -> None:
+def _init_worker(ruleset, semantic: bool = False) -> None:
     global _WORKER_MATCHER
     from .rules import compile_rules
 
-    _WORKER_MATCHER = compile_rules(ruleset) if ruleset is not None else None
+    _WORKER_MATCHER = compile_rules(ruleset, semantic) if ruleset is not None else None
 
 
 def _prepare_in_worker(entries: list[Entry], fetched: str) -> list[NewArticle]:
@@ -152,12 +154,12 @@ class CpuPool:
 
     MIN_SOURCES = 50  # below this, starting a process costs more than it saves
 
-    def __init__(self, ruleset) -> None:
+    def __init__(self, ruleset, semantic: bool = False) -> None:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         self._new = lambda: ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_init_worker, initargs=(ruleset,))
+                                                initializer=_init_worker, initargs=(ruleset, semantic))
         self.executor = self._new()
 
     async def run(self, fn, *args, fallback: Callable[[], object]):
@@ -311,7 +313,7 @@ async def run_cycle(db, feeds: FeedsConfig, matcher, sources: Iterable[Source] |
     fetcher = fetcher or Fetcher(feeds.concurrency, feeds.per_host)
     own_pool = pool is None and CpuPool.worth_it(len(sources))
     if own_pool:
-        pool = CpuPool(matcher.ruleset if matcher else None)
+        pool = CpuPool(matcher.ruleset if matcher else None, getattr(matcher, "semantic", None) is not None)
     result = CycleResult()
     states = source_states(db, [s.id for s in sources])
     poller = Poller(db, matcher, fetcher, pool=pool)

@@ -20,6 +20,7 @@ ENV = {
     "BORDERWATCH_METRICS_ADDR": "address of the Prometheus metrics server (run --metrics-port)",
     "BORDERWATCH_RETENTION_DAYS": "articles without hits older than this are pruned by `run` (default 365)",
     "BORDERWATCH_PUBLIC_URL": "public base URL of `borderwatch serve` (unsubscribe links in digests, links in feeds)",
+    "BORDERWATCH_SEMANTIC": "off: do not use the semantic layer even when the extra is installed (default on)",
     "DIGEST_FROM": "From: address of digests",
     "SMTP_HOST": "SMTP server (unset: digests are written to ./outbox/ as .eml files)",
     "SMTP_PORT": "SMTP port (default 587; 465 with SMTP_TLS=ssl; 25 with none)",
@@ -56,6 +57,7 @@ class Settings:
     public_url: str | None = None
     metrics_addr: str = "127.0.0.1"
     retention_days: int = 365
+    semantic: bool = False  # use the optional semantic layer (from_env: on unless BORDERWATCH_SEMANTIC=off)
     smtp: SMTPSettings | None = None
     extra: dict[str, str] = field(default_factory=dict, repr=False)  # other BORDERWATCH_* variables, by name
 
@@ -71,6 +73,10 @@ class Settings:
         s.digest_from = get("DIGEST_FROM")
         s.public_url = get("BORDERWATCH_PUBLIC_URL")
         s.metrics_addr = get("BORDERWATCH_METRICS_ADDR") or s.metrics_addr
+        semantic = (get("BORDERWATCH_SEMANTIC") or "on").lower()
+        if semantic not in ("on", "off"):
+            raise ConfigError([ConfigIssue("environment", 0, f"BORDERWATCH_SEMANTIC must be on or off, got {semantic!r}")])
+        s.semantic = semantic == "on"
         days = get("BORDERWATCH_RETENTION_DAYS")
         if days is not None:
             if not days.isdigit() or int(days) < 1:

@@ -41,8 +41,9 @@ class RegexRef:
 class Matcher:
     """All rules compiled once; call :meth:`match` per article."""
 
-    def __init__(self, ruleset: RuleSet):
+    def __init__(self, ruleset: RuleSet, semantic: bool = False):
         self.ruleset = ruleset
+        self.semantic = _semantic(ruleset) if semantic else None
         self.rules: tuple[Rule, ...] = ruleset.rules
         self.group_counts = [len(r.groups()) for r in self.rules]
         self.versions = [r.version for r in self.rules]
@@ -105,5 +106,15 @@ def _raw_words(text: str) -> list[str]:
     return re.findall(r"[^\W_]+", text)
 
 
-def compile_rules(ruleset: RuleSet) -> Matcher:
-    return Matcher(ruleset)
+def compile_rules(ruleset: RuleSet, semantic: bool = False) -> Matcher:
+    """``semantic``: also load the optional semantic layer (when installed and some rule has an
+    ``about``); the cycle then passes every article's keyword hits through it."""
+    return Matcher(ruleset, semantic)
+
+
+def _semantic(ruleset: RuleSet):
+    from .semantic import Budget, Semantic, available
+
+    if not available() or not any(r.about for r in ruleset.rules):
+        return None
+    return Semantic(ruleset, budget=Budget())
