@@ -211,14 +211,20 @@ def rules() -> None:
 
 
 @rules.command("test")
-@common(feeds=False, db=False)
+@common(feeds=False)
 @click.option("--text", help="Text to match (the first line is taken as the title).")
 @click.option("--url", help="Fetch this article page and match its title and main text.")
-@click.option("--json", "as_json", is_flag=True, help='Print {"matches": [{"rule", "terms", "snippets"}]}.')
+@click.option("--article", "article_url", help="A stored article (by its URL) from the database.")
+@click.option("--explain", is_flag=True, help="For every rule, say why it matched or why not (missing group, "
+              "exclusion, distance for near, nearest term).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"matches": [{"rule", "terms", "snippets"}]} '
+              '(with --explain also "explain": [{"rule", "matched", "reason", "groups", "nearest", ...}]).')
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 @config_errors
-def rules_test(text: str | None, url: str | None, as_json: bool, files: tuple[str, ...], **kw) -> None:
-    """Show which rules match a text, a URL or files, with the terms and highlighted snippets."""
+def rules_test(text: str | None, url: str | None, article_url: str | None, explain: bool, as_json: bool,
+               files: tuple[str, ...], **kw) -> None:
+    """Show which rules match a text, a URL, a stored article or files, with the terms and
+    highlighted snippets; with --explain, why each rule matched or did not."""
     from .rules import compile_rules
     from .rules.tools import load_url
 
@@ -235,21 +241,44 @@ def rules_test(text: str | None, url: str | None, as_json: bool, files: tuple[st
             click.echo(f"error: cannot load {url}: {exc}", err=True)
             sys.exit(EXIT_RUNTIME)
         docs.append((url, title, body))
+    if article_url:
+        stored = store.article_by_url(store.connect_readonly(s.db), article_url.strip())
+        if stored is None:
+            click.echo(f"error: no stored article with the URL {article_url.strip()} in {s.db} "
+                       "(`borderwatch hits --json` lists stored URLs)", err=True)
+            sys.exit(EXIT_RUNTIME)
+        docs.append((stored["url"], stored["title"] or "", stored["text"] or ""))
     for f in files:
         content = Path(f).read_text(encoding="utf-8", errors="replace")
         title, _, body = content.partition("\n")
         docs.append((f, title, body))
     if not docs:
         if sys.stdin.isatty():
-            raise click.UsageError("give --text, --url or FILE (or pipe text on stdin)")
+            raise click.UsageError("give --text, --url, --article or FILE (or pipe text on stdin)")
         title, _, body = sys.stdin.read().partition("\n")
         docs.append(("stdin", title, body))
     matches = []
     for name, title, body in docs:
         for hit in matcher.match(title, body):
             matches.append({"rule": hit.rule, "terms": hit.terms, "snippets": [hit.highlighted], "source": name})
+    explained = []
+    if explain:
+        from .rules.explain import explain as explain_rules
+
+        explained = [(name, e) for name, title, body in docs for e in explain_rules(matcher, title, body)]
     if as_json:
-        echo_json({"matches": [{k: m[k] for k in ("rule", "terms", "snippets")} for m in matches]})
+        out = {"matches": [{k: m[k] for k in ("rule", "terms", "snippets")} for m in matches]}
+        if explain:
+            out["explain"] = [{**e.as_dict(), **({"input": name} if len(docs) > 1 else {})} for name, e in explained]
+        echo_json(out)
+        return
+    if explain:
+        for name, e in explained:
+            label = f" [{name}]" if len(docs) > 1 else ""
+            click.echo(click.style(e.rule, bold=True) + label + ": " + ("MATCH" if e.matched else "no match")
+                       + " — " + e.reason)
+            if e.snippet:
+                click.echo("    " + e.snippet)
         return
     if not matches:
         click.echo("no rule matches")

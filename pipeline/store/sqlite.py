@@ -750,6 +750,18 @@ def query_hits(db: sqlite_utils.Database, q: HitQuery) -> list[dict]:
     return rows
 
 
+def article_by_url(db: sqlite_utils.Database, url: str) -> dict | None:
+    """A stored article by its URL (as given, or in canonical form)."""
+    from ..dedup import canonical_url
+
+    for candidate in dict.fromkeys((url, canonical_url(url))):
+        row = next(iter(db.query("SELECT id, url, title, text, source, published FROM articles WHERE url = ?",
+                                 [candidate])), None)
+        if row:
+            return row
+    return None
+
+
 def hit_rules(db: sqlite_utils.Database) -> list[str]:
     """Rule ids that have stored hits (index-only scan)."""
     return [r[0] for r in db.execute("SELECT DISTINCT rule FROM hits ORDER BY rule")]
