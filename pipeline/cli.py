@@ -480,7 +480,7 @@ def _status_table(rows: list[dict], db) -> None:
     console = Console(width=shutil.get_terminal_size((140, 24)).columns)
     wide = console.width >= 120  # narrower: errors go under the table, wrapped, instead of a squeezed column
     table = Table(expand=True, caption="times in UTC", caption_justify="left")
-    columns = ["id", "last poll", "last success", "fails", "items", "next poll"] + (["health / last error"] if wide else [])
+    columns = ["id", "last poll", "last success", "fails", "items", "backlog", "next poll"] + (["health / last error"] if wide else [])
     for col in columns:
         table.add_column(col, overflow="fold" if col == "health / last error" else "ellipsis",
                          no_wrap=col != "health / last error")
@@ -497,7 +497,8 @@ def _status_table(rows: list[dict], db) -> None:
         if not r.get("enabled", True):
             note, style = "disabled (`borderwatch sources enable " + r["id"] + "`)", "dim"
         cells = [r["id"], fmt(r["last_poll"]), fmt(r["last_success"]), str(r["consecutive_failures"]),
-                 str(r["items_seen"]), fmt(r["next_poll"])]
+                 str(r["items_seen"]), str(r["backlog"]) + (f" ({r['gave_up']} given up)" if r["gave_up"] else ""),
+                 fmt(r["next_poll"])]
         table.add_row(*cells, *([Text(note)] if wide else []), style=style)
         if note and not wide:
             notes.append((r["id"], note, style))

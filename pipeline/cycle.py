@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import random
 import time
@@ -23,12 +24,14 @@ from .fold import Folded
 from .parse import Entry, ParseError, extract_article, page_links, parse_feed, scrub
 from .rules.match import MAX_TITLE, article_text, match_article
 from . import store
-from .store import NewArticle, PollOutcome, iso, known_keys, save_polls, source_states
+from .store import BacklogItem, NewArticle, PollOutcome, iso, known_keys, save_polls, source_states
 
 log = logging.getLogger("borderwatch.cycle")
 
 MAX_NEW_PER_POLL = 200
 MAX_ARTICLE_PAGES_PER_POLL = 30
+MAX_ARTICLE_ATTEMPTS = 4  # an article page that fails this many times is given up
+ARTICLE_RETRY = 300.0  # seconds before the first retry of a failed article page; doubles each time
 ARTICLE_CONCURRENCY = 4
 BACKOFF_CAP = 6 * 3600.0
 JITTER = 0.1
@@ -229,14 +232,13 @@ class Poller:
         outcome = PollOutcome(source.id, True, resp.status, etag=resp.headers.get("etag"),
                               last_modified=resp.headers.get("last-modified"),
                               next_poll=iso(next_poll(source, now, 0)))
-        if resp.not_modified:
-            outcome.elapsed_ms = (time.perf_counter() - started) * 1000
-            return outcome
-        try:
-            entries = await self._parse(source, resp)
-        except ParseError as exc:
-            resp.error = str(exc)
-            return self._failed(source, resp, failures + 1, now, started)
+        entries: list[Entry] = []
+        if not resp.not_modified:  # a 304 has no body, but the backlog may hold work
+            try:
+                entries = await self._parse(source, resp)
+            except ParseError as exc:
+                resp.error = str(exc)
+                return self._failed(source, resp, failures + 1, now, started)
         outcome.items_seen = len(entries)
         await self._collect_new(source, entries, outcome, policy, now)
         outcome.elapsed_ms = (time.perf_counter() - started) * 1000
@@ -250,40 +252,73 @@ class Poller:
 
     async def _collect_new(self, source: Source, entries: list[Entry], outcome: PollOutcome, policy: Policy,
                            now: dt.datetime) -> None:
+        """New entries of this body plus the backlog items due now; what the per-poll caps leave
+        over goes to the backlog (stored with this poll), so a cap defers work and never drops it."""
         for e in entries:
             e.url = canonical_url(e.url) if e.url else ""
         entries = [e for e in entries if e.url]
         seen_guids, seen_urls = known_keys(self.db, source.id, [e.guid for e in entries], [e.url for e in entries])
-        fresh, batch_urls = [], set()
+        queued = store.backlog_guids(self.db, source.id, [e.guid for e in entries])
+        work = [_Work(entry_from_json(b.entry), b.attempts, b.added, True)
+                for b in store.backlog_due(self.db, source.id, iso(now), MAX_NEW_PER_POLL)]
+        batch_urls = {w.entry.url for w in work}
         for e in entries:
-            if e.guid in seen_guids:
+            if e.guid in seen_guids or e.guid in queued:
                 continue
             if e.url in seen_urls:
                 outcome.aliases.append((e.guid, e.url))
                 continue
             if e.url not in batch_urls:
                 batch_urls.add(e.url)
-                fresh.append(e)
-        fresh = fresh[:MAX_NEW_PER_POLL]
+                work.append(_Work(e, 0, iso(now), False))
+        take, pages = [], 0
+        for w in work:
+            needs_page = source.fetch_articles and w.entry.teaser
+            if len(take) >= MAX_NEW_PER_POLL or (needs_page and pages >= MAX_ARTICLE_PAGES_PER_POLL):
+                if not w.queued:
+                    outcome.backlog_put.append(w.backlog())
+                continue
+            pages += needs_page
+            take.append(w)
         if source.fetch_articles:
-            fresh = await self._fetch_articles(source, fresh, policy, outcome)
-        outcome.articles = await self._prepare(fresh, iso(now))
+            ready = await self._fetch_articles(source, take, policy, outcome, now)
+        else:
+            ready = [w.entry for w in take]
+        outcome.backlog_done += [w.entry.guid for w in take if w.queued and not w.requeued]
+        outcome.articles = await self._prepare(ready, iso(now))
 
-    async def _fetch_articles(self, source: Source, entries: list[Entry], policy: Policy,
-                              outcome: PollOutcome) -> list[Entry]:
-        """Fetch article pages for links and teasers; entries whose page failed wait for the next poll."""
-        todo = [e for e in entries if e.teaser][:MAX_ARTICLE_PAGES_PER_POLL]
-        keep = [e for e in entries if not e.teaser]
+    async def _fetch_articles(self, source: Source, work: list["_Work"], policy: Policy,
+                              outcome: PollOutcome, now: dt.datetime) -> list[Entry]:
+        """Fetch article pages for links and teasers. A page that fails is retried by later polls
+        (back-off) up to MAX_ARTICLE_ATTEMPTS; then a feed's teaser is stored as it is, and the
+        backlog keeps a given-up record either way."""
         sem = asyncio.Semaphore(ARTICLE_CONCURRENCY)
 
-        async def one(e: Entry) -> Entry | None:
+        def give_up(w: _Work, error: str) -> Entry | None:
+            log.warning("article page %s given up after %d attempt(s): %s", w.entry.url, w.attempts, error)
+            outcome.backlog_put.append(w.backlog(error=error, gave_up=iso(now)))
+            w.requeued = True  # the record stays (so the link is not taken up again)
+            return w.entry if source.type == "feed" else None
+
+        async def one(w: _Work) -> Entry | None:
+            e = w.entry
+            if not e.teaser:
+                return e
             async with sem:
-                if await self.fetcher.robots.refusal(self.fetcher, e.url, policy):
-                    return e if source.type == "feed" else None
-                r = await self.fetcher.get(e.url, policy)
+                refusal = await self.fetcher.robots.refusal(self.fetcher, e.url, policy)
+                r = None if refusal else await self.fetcher.get(e.url, policy)
+            if refusal:  # a feed keeps its teaser; a listing's link is recorded as given up
+                return e if source.type == "feed" else give_up(w, refusal)
             if not r.ok:
-                log.warning("article page %s failed: %s", e.url, r.error)
-                return e if source.type == "feed" else None
+                w.attempts += 1
+                if w.attempts >= MAX_ARTICLE_ATTEMPTS:
+                    return give_up(w, r.error or f"HTTP {r.status}")
+                log.warning("article page %s failed (attempt %d of %d, retried later): %s", e.url, w.attempts,
+                            MAX_ARTICLE_ATTEMPTS, r.error)
+                wait = ARTICLE_RETRY * 2 ** (w.attempts - 1)
+                outcome.backlog_put.append(w.backlog(error=r.error, next_attempt=iso(now + dt.timedelta(seconds=wait))))
+                w.requeued = True
+                return None
             page = await asyncio.to_thread(extract_article, r.body, r.final_url or e.url, r.headers)
             if page.canonical:
                 e.url = canonical_url(page.canonical)
@@ -294,18 +329,45 @@ class Poller:
             e.author = e.author or page.author
             return e
 
-        fetched = await asyncio.gather(*(one(e) for e in todo))
-        keep += [e for e in fetched if e is not None]
-        return keep
+        fetched = await asyncio.gather(*(one(w) for w in work))
+        return [e for e in fetched if e is not None]
+
+
+@dataclass
+class _Work:
+    """An entry a poll works on: new in this body, or taken from the backlog (``queued``)."""
+
+    entry: Entry
+    attempts: int
+    added: str
+    queued: bool
+    requeued: bool = False  # goes back to the backlog (a failed page, or a given-up record)
+
+    def backlog(self, error: str | None = None, next_attempt: str | None = None, gave_up: str | None = None) -> BacklogItem:
+        return BacklogItem(self.entry.guid, self.entry.url, entry_to_json(self.entry), self.added, self.attempts,
+                           next_attempt, error, gave_up)
+
+
+def entry_to_json(e: Entry) -> str:
+    return json.dumps({"url": e.url, "title": e.title, "text": e.text, "guid": e.guid, "author": e.author,
+                       "published": iso(e.published), "teaser": e.teaser}, ensure_ascii=False)
+
+
+def entry_from_json(data: str) -> Entry:
+    d = json.loads(data)
+    return Entry(url=d["url"], title=d["title"], text=d["text"], guid=d["guid"], author=d["author"],
+                 published=store.parse_iso(d["published"]), teaser=d["teaser"])
 
 
 async def run_cycle(db, feeds: FeedsConfig, matcher, sources: Iterable[Source] | None = None,
                     fetcher: Fetcher | None = None,
                     on_report: Callable[[SourceReport], None] | None = None,
-                    pool: CpuPool | None = None) -> CycleResult:
+                    pool: CpuPool | None = None,
+                    clock: Callable[[], dt.datetime] | None = None) -> CycleResult:
     """Poll the given sources (default: all enabled) once and store what is new.
 
     Without a ``pool``, a cycle over many sources on a multi-core machine makes its own.
+    ``clock`` gives "now" (tests drive back-off with it).
     """
     started = time.perf_counter()
     sources = list(feeds.enabled() if sources is None else sources)
@@ -316,7 +378,7 @@ async def run_cycle(db, feeds: FeedsConfig, matcher, sources: Iterable[Source] |
         pool = CpuPool(matcher.ruleset if matcher else None, getattr(matcher, "semantic", None) is not None)
     result = CycleResult()
     states = source_states(db, [s.id for s in sources])
-    poller = Poller(db, matcher, fetcher, pool=pool)
+    poller = Poller(db, matcher, fetcher, clock=clock, pool=pool)
 
     written: asyncio.Queue = asyncio.Queue()
     # Backpressure: a poll holds a slot from its start until its batch is written, so finished polls

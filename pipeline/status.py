@@ -94,6 +94,7 @@ def source_status(db, feeds: FeedsConfig | None, now: dt.datetime | None = None,
     policy = feeds.alerts if feeds else AlertPolicy()
     activity = store.source_activity(db, ids)
     healths = store.health_states(db)
+    backlog = store.backlog_counts(db)
     rows = []
     for sid in ids:
         st = states.get(sid, {})
@@ -110,6 +111,8 @@ def source_status(db, feeds: FeedsConfig | None, now: dt.datetime | None = None,
             "problem": problem, "detail": detail,
             "silent_since": since if problem == "silent" else None,
             "last_new_item": activity.get(sid, {}).get("last_new"),
+            # items deferred by a per-poll cap or waiting to retry their article page; and those given up
+            "backlog": backlog.get(sid, (0, 0))[0], "gave_up": backlog.get(sid, (0, 0))[1],
         })
     return rows
 

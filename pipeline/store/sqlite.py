@@ -146,6 +146,16 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     ALTER TABLE hits ADD COLUMN suggested INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE hits ADD COLUMN similarity REAL;
     """,
+    # 9: the backlog: items and article links a poll saw but did not finish (a per-poll cap deferred
+    # them, or their article page failed); later polls take them up even when the feed answers 304
+    """
+    CREATE TABLE backlog (
+        id INTEGER PRIMARY KEY, source TEXT NOT NULL, guid TEXT NOT NULL, url TEXT NOT NULL, entry TEXT NOT NULL,
+        added TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt TEXT, last_error TEXT, gave_up TEXT,
+        UNIQUE (source, guid)
+    );
+    CREATE INDEX backlog_due ON backlog(source, gave_up, next_attempt);
+    """,
 ]
 
 STORIES_SCHEMA = """
@@ -421,6 +431,22 @@ class PollOutcome:
     retry_after_until: str | None = None
     articles: list["NewArticle"] = field(default_factory=list)
     aliases: list[tuple[str, int | str]] = field(default_factory=list)  # (guid, existing article id or url)
+    backlog_put: list["BacklogItem"] = field(default_factory=list)  # deferred or failed: (re)queue
+    backlog_done: list[str] = field(default_factory=list)  # guids taken from the backlog and finished
+
+
+@dataclass
+class BacklogItem:
+    """An item (or article link) a poll did not finish, as the backlog keeps it."""
+
+    guid: str
+    url: str
+    entry: str  # the entry as JSON, so that a later poll needs no body
+    added: str
+    attempts: int = 0
+    next_attempt: str | None = None
+    last_error: str | None = None
+    gave_up: str | None = None  # set after the last attempt failed: kept as the record, never retried
 
 
 @dataclass
@@ -455,6 +481,32 @@ def known_keys(db: sqlite_utils.Database, source: str, guids: list[str], urls: l
     return seen_guids, seen_urls
 
 
+def backlog_due(db: sqlite_utils.Database, source: str, now: str, limit: int) -> list[BacklogItem]:
+    """The source's backlog items due now (not given up, back-off over), oldest first."""
+    rows = db.execute(
+        "SELECT guid, url, entry, added, attempts, next_attempt, last_error FROM backlog WHERE source = ? AND gave_up IS NULL"
+        " AND (next_attempt IS NULL OR next_attempt <= ?) ORDER BY id LIMIT ?", (source, now, limit)).fetchall()
+    return [BacklogItem(*r) for r in rows]
+
+
+def backlog_guids(db: sqlite_utils.Database, source: str, guids: list[str]) -> set[str]:
+    """Which of these GUIDs the source's backlog holds (waiting, backing off or given up)."""
+    out: set[str] = set()
+    for chunk in _chunks(guids):
+        out.update(r[0] for r in db.execute(
+            f"SELECT guid FROM backlog WHERE source = ? AND guid IN ({','.join('?' * len(chunk))})", [source, *chunk]))
+    return out
+
+
+def backlog_counts(db: sqlite_utils.Database) -> dict[str, tuple[int, int]]:
+    """Per source: (items waiting in the backlog, items given up after their last attempt)."""
+    try:
+        rows = db.execute("SELECT source, sum(gave_up IS NULL), sum(gave_up IS NOT NULL) FROM backlog GROUP BY source").fetchall()
+    except sqlite3.OperationalError:  # a database opened read-only before this migration ran
+        return {}
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
 def _chunks(items: list, size: int = 500) -> Iterator[list]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
@@ -480,10 +532,9 @@ def save_polls(db: sqlite_utils.Database, outcomes: list[PollOutcome], decide: D
         return [_save_isolated(conn, outcome, decide) for outcome in outcomes]
 
 
-# Errors caused by one poll's data (a value SQLite cannot take); anything else (disk, locks) is
-# the database's problem and fails the whole batch as before.
-_DATA_ERRORS = (ValueError, TypeError, OverflowError, sqlite3.IntegrityError, sqlite3.InterfaceError,
-                sqlite3.DataError, sqlite3.ProgrammingError)
+# Errors caused by one poll's data (a string SQLite cannot encode, an integer out of range, a
+# constraint); anything else (disk, locks, a bug) fails the whole batch as before.
+_DATA_ERRORS = (ValueError, OverflowError, sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError)
 
 
 def _save_isolated(conn: sqlite3.Connection, outcome: PollOutcome, decide: Decide) -> list[NewArticle]:
@@ -549,6 +600,14 @@ def _save_one(conn: sqlite3.Connection, outcome: PollOutcome, decide: Decide) ->
         if row:
             conn.execute("INSERT OR IGNORE INTO guids (source, guid, article) VALUES (?, ?, ?)",
                          (outcome.source, guid, row[0]))
+    conn.executemany("DELETE FROM backlog WHERE source = ? AND guid = ?", [(outcome.source, g) for g in outcome.backlog_done])
+    conn.executemany(
+        "INSERT INTO backlog (source, guid, url, entry, added, attempts, next_attempt, last_error, gave_up)"
+        " VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (source, guid) DO UPDATE SET url = excluded.url, entry = excluded.entry,"
+        " attempts = excluded.attempts, next_attempt = excluded.next_attempt, last_error = excluded.last_error,"
+        " gave_up = excluded.gave_up",
+        [(outcome.source, b.guid, b.url, b.entry, b.added, b.attempts, b.next_attempt, b.last_error, b.gave_up)
+         for b in outcome.backlog_put])
     _update_source(conn, outcome, len(inserted))
     return inserted
 

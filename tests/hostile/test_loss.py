@@ -36,6 +36,101 @@ def article_page(title: str, body: str, date: str | None = None) -> bytes:
             + "".join(f"<p>{body} Paragraph {i}.</p>" for i in range(4)) + "</article></body></html>").encode()
 
 
+# 1. Caps plus ETag ------------------------------------------------------------------------------
+
+
+def backlog(db, source):
+    from pipeline.status import source_status
+
+    return next(r for r in source_status(db, None) if r["id"] == source)
+
+
+def test_1_a_cap_defers_feed_items_to_the_backlog_and_a_304_poll_drains_it(server, tmp_path, db, matcher):
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+    from pipeline.cycle import MAX_NEW_PER_POLL
+
+    n = MAX_NEW_PER_POLL + 100
+    server.routes["/feed"] = Reply(body=good_feed(n, "big"), etag=True)
+    feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": "big", "url": server.url("/feed")}])
+    result, reports = run(db, feeds, matcher)
+    assert reports["big"].new_articles == MAX_NEW_PER_POLL
+    assert backlog(db, "big")["backlog"] == 100
+    out = CliRunner().invoke(main, ["status", "--json", "--db", str(tmp_path / "test.db"), "--feeds", str(tmp_path / "feeds.yaml")])
+    assert out.exit_code == 0 and json.loads(out.output)[0]["backlog"] == 100
+    result, reports = run(db, feeds, matcher)
+    assert reports["big"].status == 304 and reports["big"].new_articles == 100
+    assert store.counts(db)["articles"] == n and backlog(db, "big")["backlog"] == 0
+    result, reports = run(db, feeds, matcher)
+    assert reports["big"].new_articles == 0
+
+
+def test_1_a_cap_on_article_pages_defers_links_of_a_listing_page(server, tmp_path, db, matcher):
+    from pipeline.cycle import MAX_ARTICLE_PAGES_PER_POLL
+
+    n = MAX_ARTICLE_PAGES_PER_POLL + 15
+    server.routes["/list"] = Reply(body="".join(f'<a class="s" href="/a/{i}">Story {i}</a>' for i in range(n)).encode(), etag=True)
+    for i in range(n):
+        server.routes[f"/a/{i}"] = Reply(body=article_page(f"Story {i}", f"{MIGRANTS} Story number {i} of the listing."))
+    server.routes["/robots.txt"] = Reply(404)
+    feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": "list", "url": server.url("/list"), "type": "page", "link_selector": "a.s"}])
+    counts = []
+    for _ in range(3):
+        result, reports = run(db, feeds, matcher)
+        counts.append(reports["list"].new_articles)
+    assert counts == [MAX_ARTICLE_PAGES_PER_POLL, 15, 0]
+    assert store.counts(db)["articles"] == n and backlog(db, "list")["backlog"] == 0
+
+
+# 2. Failed article pages are retried with back-off, then given up with a record ----------------------
+
+
+def test_2_a_failed_article_page_is_retried_with_back_off_while_the_feed_answers_304(server, tmp_path, db, matcher):
+    from pipeline.cycle import ARTICLE_RETRY, MAX_ARTICLE_ATTEMPTS
+
+    answers = iter([503, 200])
+    server.routes["/feed"] = Reply(body=rss([{"title": "Teaser", "link": server.url("/a/1"), "guid": "t1", "description": "short"}]),
+                                   etag=True)
+    server.routes["/a/1"] = lambda h: (lambda code: Reply(code, article_page("Fentanyl seized at Nogales",
+                                       "CBP officers seized fentanyl pills at the Nogales port of entry on the Mexico border.")
+                                       if code == 200 else b"busy"))(next(answers))
+    server.routes["/robots.txt"] = Reply(404)
+    feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": "f", "url": server.url("/feed"), "fetch_articles": "true"}])
+    t0 = dt.datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    result, reports = run(db, feeds, matcher, clock=lambda: t0)
+    assert reports["f"].ok and reports["f"].new_articles == 0 and backlog(db, "f")["backlog"] == 1
+    result, reports = run(db, feeds, matcher, clock=lambda: t0 + dt.timedelta(seconds=ARTICLE_RETRY / 2))
+    assert reports["f"].status == 304 and reports["f"].new_articles == 0  # backing off: not asked again yet
+    assert server.hits.count("/a/1") == 1
+    result, reports = run(db, feeds, matcher, clock=lambda: t0 + dt.timedelta(seconds=ARTICLE_RETRY))
+    assert reports["f"].status == 304 and reports["f"].new_articles == 1 and reports["f"].new_hits >= 1
+    assert backlog(db, "f")["backlog"] == 0
+    assert db.execute("SELECT title FROM articles").fetchone()[0] == "Teaser"
+    assert MAX_ARTICLE_ATTEMPTS > 1
+
+
+def test_2_an_article_page_that_keeps_failing_is_given_up_with_a_record(server, tmp_path, db, matcher):
+    from pipeline.cycle import ARTICLE_RETRY, MAX_ARTICLE_ATTEMPTS
+
+    server.routes["/list"] = Reply(body=b'<a class="s" href="/a/1">Story one</a><a class="s" href="/a/2">Story two</a>', etag=True)
+    server.routes["/a/1"] = Reply(503, b"down")
+    server.routes["/a/2"] = Reply(body=article_page("Story two", MIGRANTS))
+    server.routes["/robots.txt"] = Reply(404)
+    feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": "list", "url": server.url("/list"), "type": "page", "link_selector": "a.s"}])
+    now = dt.datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    for attempt in range(MAX_ARTICLE_ATTEMPTS + 2):
+        result, reports = run(db, feeds, matcher, clock=lambda: now)
+        assert reports["list"].ok
+        now += dt.timedelta(seconds=ARTICLE_RETRY * 2 ** attempt)
+    assert server.hits.count("/a/1") == MAX_ARTICLE_ATTEMPTS  # bounded
+    state = backlog(db, "list")
+    assert state["backlog"] == 0 and state["gave_up"] == 1
+    row = db.execute("SELECT url, attempts, last_error, gave_up FROM backlog").fetchone()
+    assert row[0] == server.url("/a/1") and row[1] == MAX_ARTICLE_ATTEMPTS and "503" in row[2] and row[3]
+    assert [r[0] for r in db.execute("SELECT title FROM articles")] == ["Story two"]
+
+
 # 6. A lone surrogate ----------------------------------------------------------------------------
 
 
