@@ -311,6 +311,14 @@ def semantic_cost(args, port: int) -> None:
             label = "with semantic" if semantic else "keywords only"
             print(row(f"b empty db, {label}", b, _summ(b)), flush=True)
             print(row(f"d 5% changed, {label}", d, _summ(d)), flush=True)
+            if semantic:
+                import sqlite3
+
+                with sqlite3.connect(db) as conn:
+                    checked, dropped_none, suggested = conn.execute(
+                        "SELECT count(similarity), count(*) - count(similarity), sum(suggested) FROM hits").fetchone()
+                print(f"  semantic layer: {checked} hits carry a similarity (checked within the budget), "
+                      f"{dropped_none} not checked, {suggested or 0} suggestions")
     for i, name in ((0, "b"), (1, "d")):
         off, on = res[False][i]["cpu"], res[True][i]["cpu"]
         print(f"{name}: CPU with semantic / without = {on / off:.2f} (+{(on / off - 1) * 100:.0f}%, target <= +25%)")
