@@ -158,6 +158,9 @@ def _print_summary(s: dict) -> None:
                f"new articles: {s['new_articles']}; new hits: {s['new_hits']}; {s['seconds']}s")
     for f in s.get("failures", []):
         click.echo(f"  failed {f['source']}: {f['error']}")
+    for h in s.get("health", []):
+        click.echo(f"  source health: {h['source']} {'recovered' if h['event'] == 'recovered' else h['event']}"
+                   + (f" ({h['detail']})" if h["detail"] else ""))
     d = s.get("digests")
     if d:
         click.echo(f"digests: {d['created']} new, {d['sent']} sent, {d['retry']} to retry, {d['failed']} failed"

@@ -26,6 +26,7 @@ from .errors import AlreadyRunning  # noqa: F401 (re-exported)
 from .app import App
 from .cycle import CpuPool, SourceReport, next_poll, run_cycle
 from .fetch import Fetcher, Robots
+from .status import evaluate_health
 
 log = logging.getLogger("borderwatch.schedule")
 
@@ -64,6 +65,7 @@ def run_once(app: App, progress: bool = False, send_digests: bool = True, now: d
             result = asyncio.run(run_cycle(app.db, app.feeds, app.matcher, sources))
         summary = result.summary()
         summary["failures"] = [{"source": r.source, "error": r.error} for r in result.failed]
+        summary["health"] = evaluate_health(app.db, app.feeds, now)
         if send_digests:
             from .digest import send_due
 
@@ -267,6 +269,8 @@ class Runner:
             result = await run_cycle(self.app.db, self.app.feeds, self.app.matcher, [source], self.fetcher,
                                      on_report=self.metrics.poll, pool=self.pool)
             self.polls_done += 1
+            if evaluate_health(self.app.db, self.app.feeds, self.clock(), [source_id]) and self.send_digests:
+                self._digests_soon()  # a health alert is owed: deliver it with the next digest run
             if result.new_hits and self.send_digests:
                 self._digests_soon()
         except Exception:  # e.g. the database is unavailable: log it, and keep the source scheduled

@@ -57,9 +57,10 @@ def _problem(st: dict, src: Source | None, policy: AlertPolicy, activity: dict, 
     failures = int(st.get("consecutive_failures") or 0)
     failing_after = (src.failing_after if src and src.failing_after else None) or policy.failing_after
     error = st.get("last_error") or ""
+    if failures and error.startswith("selector matched nothing"):
+        # the page loaded but its layout no longer matches: not a network glitch, so no waiting
+        return "selector", error, st.get("last_success")
     if failures >= failing_after:
-        if "selector" in error:
-            return "selector", error, st.get("last_success")
         return "failing", f"{failures} failed polls in a row; last error: {error}", st.get("last_success")
     page = (src.type if src else st.get("type")) == "page"
     if page and failures == 0 and st.get("last_success") and st.get("last_entries") == 0:

@@ -26,6 +26,16 @@ def is_channel(target: str) -> bool:
     return "://" in target
 
 
+def display_target(target: str) -> str:
+    """A target as logs and messages may show it: channel URLs carry secrets (webhook tokens),
+    so only their scheme and a short fingerprint are shown."""
+    if not is_channel(target):
+        return target
+    import hashlib
+
+    return f"{target.split('://', 1)[0]}://…{hashlib.sha256(target.encode()).hexdigest()[:6]}"
+
+
 def validate_target(target: str) -> str:
     """An email address (normalised), or an Apprise URL that Apprise understands."""
     target = target.strip()

@@ -67,3 +67,66 @@ def screenshot(driver, tmp_path: Path, name: str) -> Path:
         DOCS.mkdir(exist_ok=True)
         shutil.copy(path, DOCS / name)
     return path
+
+
+class JSONSink:
+    """A webhook receiver on 127.0.0.1 (what Apprise's json:// posts to); ``start()`` brings it up,
+    so a test can first let deliveries fail against the closed port."""
+
+    def __init__(self):
+        from conftest import free_port
+
+        self.port = free_port()
+        self.received: list[dict] = []
+        self.httpd = None
+
+    @property
+    def url(self) -> str:
+        return f"json://127.0.0.1:{self.port}/hook"
+
+    def start(self) -> None:
+        import json
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                sink.received.append({"path": self.path, **json.loads(body or b"{}")})
+                self.send_response(200)  # Slack's webhook answers "ok"; other receivers ignore the body
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        if self.httpd is not None:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+
+
+def seed_demo(path: Path, rules_path: Path) -> None:
+    """Fill a database with one real cycle over the bundled sample sources."""
+    import asyncio
+
+    from pipeline import store
+    from pipeline.config import load_feeds, load_rules
+    from pipeline.cycle import run_cycle
+    from pipeline.demo import SiteServer, build_site, feeds_yaml
+    from pipeline.rules import compile_rules
+
+    db = store.connect(path)
+    with SiteServer(build_site) as site:
+        feeds_path = path.parent / "demo-feeds.yaml"
+        feeds_path.write_text(feeds_yaml(site.base))
+        feeds = load_feeds(feeds_path)
+        store.sync_sources(db, feeds.sources)
+        asyncio.run(run_cycle(db, feeds, compile_rules(load_rules(rules_path))))
+    db.close()

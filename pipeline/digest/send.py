@@ -46,7 +46,9 @@ from .. import store
 from ..errors import InvalidArgument, PermanentError, TransientError, UnknownOutcome
 from ..settings import Settings, SMTPSettings
 from ..config import RuleSet
+from ..subscribers import display_target, is_channel
 from . import render
+from .chat import ChatMessage, list_message, story_message
 from .select import due_digests
 
 log = logging.getLogger("borderwatch.digest")
@@ -268,6 +270,47 @@ class OutboxTransport:
         pass
 
 
+class ChannelTransport:
+    """Chat and webhook channels through Apprise (Slack, Teams, Telegram, json://host/path, ...).
+
+    Apprise reports success or failure per message: a reported success is final (never sent
+    again), a failure is retried with back-off. A crash while Apprise is sending leaves the
+    delivery ``committing``, settled as ``unknown`` (not resent), as for SMTP.
+    """
+
+    deadline = 60.0  # Apprise's own connect and read timeouts bound each request
+    stop = None
+
+    def send(self, sender: str, to: str, data: bytes, on_committing) -> None:
+        try:
+            import apprise
+        except ImportError:
+            raise TransientError("chat targets need Apprise: pip install 'borderwatch[notify]'") from None
+        scheme = to.split("://", 1)[0]
+        msg = ChatMessage.decode(data)
+        channel = apprise.Apprise()
+        if not channel.add(to):
+            raise PermanentError(f"Apprise does not understand this {scheme}:// URL")
+        on_committing()
+        # Plain text: Apprise escapes it for the service's own markup (Slack, Markdown, HTML).
+        if not channel.notify(body=msg.body, title=msg.title, body_format=apprise.NotifyFormat.TEXT):
+            raise TransientError(f"the {scheme}:// channel did not accept the message (unreachable or refused)")
+
+    def delivered(self, message_id: str) -> bool | None:
+        return None  # a channel cannot be asked afterwards
+
+    def close(self) -> None:
+        pass
+
+
+_CHANNELS = ChannelTransport()
+
+
+def _pick(transport, to: str):
+    """The transport for a target: Apprise for a channel URL, else the mail transport."""
+    return _CHANNELS if is_channel(to) else transport
+
+
 def _addr(sender: str) -> str:
     m = re.search(r"<([^>]+)>", sender)
     return m.group(1) if m else sender.strip()
@@ -293,10 +336,11 @@ class SendReport:
     errors: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     busy: str | None = None  # another process holds the sender lease: it delivers, this one did nothing
+    alerts: int = 0  # source health alerts sent to operators
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("created", "sent", "retry", "failed", "unknown", "recovered", "errors",
-                                              "files", "busy")}
+                                              "files", "busy", "alerts")}
 
 
 def recover(db, transport) -> int:
@@ -308,7 +352,7 @@ def recover(db, transport) -> int:
         if d["status"] == "sending":
             store.set_delivery(db, d["id"], "pending", "interrupted before the message was handed over; retrying")
             continue
-        known = transport.delivered(d["message_id"])
+        known = _pick(transport, d["subscriber"]).delivered(d["message_id"])
         if known is True:
             store.set_delivery(db, d["id"], "sent")
         elif known is False:
@@ -340,6 +384,9 @@ def prepare_due(db, rules: RuleSet, now: dt.datetime, sender: str, email: str | 
     """Render and record (as pending) the digests due now; returns how many were created."""
     created = 0
     for sub, period, groups in due_digests(db, rules, now, email):
+        if is_channel(sub["email"]):
+            created += _prepare_chat(db, sub, period, groups, now, unsubscribe_base)
+            continue
         message_id = _message_id(sub["email"], period, sender)
         unsub = render.unsubscribe_header(sender, sub["token"], unsubscribe_base)
         rendered = render.render(groups, sub, now, unsub)
@@ -347,6 +394,28 @@ def prepare_due(db, rules: RuleSet, now: dt.datetime, sender: str, email: str | 
         hits = [(h, i.story) for g in groups for i in g.items for h in i.hit_ids]
         if store.create_delivery(db, sub["email"], period, message_id, rendered.subject, msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")), hits,
                                  store.iso(now)) is not None:
+            created += 1
+    return created
+
+
+def _prepare_chat(db, sub: dict, period: str, groups, now: dt.datetime, unsubscribe_base: str | None) -> int:
+    """Channel subscribers: one message per story for `immediate` (its period is the story, so a
+    story is never sent twice), else one compact list for the period."""
+    unsub = render.unsubscribe_url(unsubscribe_base, sub["token"]) if unsubscribe_base and render.safe_link(unsubscribe_base) else None
+    owed = []
+    if sub["cadence"] == "immediate":
+        for g in groups:
+            for item in g.items:
+                key = f"story:{item.story}" if item.story is not None else f"hit:{item.hit}"
+                owed.append((key, story_message(item, g, sub, unsub), [(h, item.story) for h in item.hit_ids]))
+    else:
+        owed.append((period, list_message(groups, sub, unsub),
+                     [(h, i.story) for g in groups for i in g.items for h in i.hit_ids]))
+    created = 0
+    for key, msg, hits in owed:
+        digest = hashlib.sha256(f"{sub['email']}|{key}".encode()).hexdigest()[:24]
+        message_id = f"<chat.{digest}@borderwatch>"
+        if store.create_delivery(db, sub["email"], key, message_id, msg.title, msg.encode(), hits, store.iso(now)) is not None:
             created += 1
     return created
 
@@ -379,7 +448,7 @@ def send_due(db, rules: RuleSet, now: dt.datetime | None = None, transport=None,
         return report
     transport.stop = stop
     try:
-        report.recovered = recover(db, transport)
+        report.recovered = recover(db, transport) + recover_health_alerts(db, transport, sender)
         report.created = prepare_due(db, rules, now, sender, email, settings.public_url)
         attempted = set()
         for d in store.due_deliveries(db, store.iso(now), email):
@@ -393,6 +462,8 @@ def send_due(db, rules: RuleSet, now: dt.datetime | None = None, transport=None,
                     if not _may_go_on(lease, stop):
                         return report
                     _deliver(db, transport, d, sender, now, report)
+        if email is None:
+            deliver_health_alerts(db, transport, sender, now, report, lambda: _may_go_on(lease, stop))
     finally:
         transport.close()
         lease.release()
@@ -438,27 +509,102 @@ def retry_delay(attempts: int, cadence: str | None) -> float:
 
 
 def _deliver(db, transport, d: dict, sender: str, now: dt.datetime, report: SendReport) -> None:
-    store.set_delivery(db, d["id"], "sending", attempted=True)
-    try:
-        transport.send(sender, d["subscriber"], d["message"],
-                       on_committing=lambda: store.set_delivery(db, d["id"], "committing"))
-    except TransientError as exc:
-        delay = retry_delay(d["attempts"], d.get("cadence"))
-        store.set_delivery(db, d["id"], "pending", str(exc), store.iso(now + dt.timedelta(seconds=delay)))
-        report.retry += 1
-        report.errors.append(f"{d['subscriber']}: {exc} (retry in {delay:.0f}s)")
-        return
-    except PermanentError as exc:
-        store.set_delivery(db, d["id"], "failed", str(exc))
-        report.failed += 1
-        report.errors.append(f"{d['subscriber']}: {exc}")
-        return
-    except Unknown as exc:
-        store.set_delivery(db, d["id"], "unknown", str(exc))
-        report.unknown += 1
-        report.errors.append(f"{d['subscriber']}: {exc}")
-        return
-    store.set_delivery(db, d["id"], "sent")
-    report.sent += 1
-    if isinstance(transport, OutboxTransport):
+    """One attempt at one digest delivery (email or channel), its states committed one by one."""
+    def mark(status: str, error: str | None = None, next_attempt: str | None = None, attempted: bool = False) -> None:
+        store.set_delivery(db, d["id"], status, error, next_attempt, attempted=attempted)
+
+    transport = _pick(transport, d["subscriber"])
+    if _attempt(transport, mark, sender, d["subscriber"], d["message"], retry_delay(d["attempts"], d.get("cadence")),
+                now, report) and isinstance(transport, OutboxTransport):
         report.files.append(str(transport.path_for(d["message_id"])))
+
+
+def _attempt(transport, mark, sender: str, to: str, data: bytes, delay: float, now: dt.datetime,
+             report: SendReport) -> bool:
+    """The outbox state machine for one message: sending -> committing -> sent, or back to pending
+    (retried after ``delay``), failed, or unknown. True when sent."""
+    who = display_target(to)
+    mark("sending", attempted=True)
+    try:
+        transport.send(sender, to, data, on_committing=lambda: mark("committing"))
+    except TransientError as exc:
+        mark("pending", str(exc), store.iso(now + dt.timedelta(seconds=delay)))
+        report.retry += 1
+        report.errors.append(f"{who}: {exc} (retry in {delay:.0f}s)")
+        return False
+    except PermanentError as exc:
+        mark("failed", str(exc))
+        report.failed += 1
+        report.errors.append(f"{who}: {exc}")
+        return False
+    except Unknown as exc:
+        mark("unknown", str(exc))
+        report.unknown += 1
+        report.errors.append(f"{who}: {exc}")
+        return False
+    mark("sent")
+    report.sent += 1
+    return True
+
+
+# --------------------------------------------------------------------------- health alerts to operators
+
+
+def recover_health_alerts(db, transport, sender: str) -> int:
+    """Settle health alerts left mid-flight by a crash, like digests (see ``recover``)."""
+    touched = 0
+    for a in store.health_alerts_in(db, ("sending", "committing")):
+        touched += 1
+        if a["status"] == "sending":
+            store.set_health_alert(db, a["id"], "pending", "interrupted before the message was handed over; retrying")
+            continue
+        known = _pick(transport, a["target"]).delivered(_alert_message_id(a, sender))
+        if known is True:
+            store.set_health_alert(db, a["id"], "sent")
+        elif known is False:
+            store.set_health_alert(db, a["id"], "pending", "interrupted before the file was written; retrying")
+        else:
+            store.set_health_alert(db, a["id"], "unknown", "interrupted while being handed over: outcome unknown, not resent")
+    return touched
+
+
+def _alert_message_id(a: dict, sender: str) -> str:
+    domain = _addr(sender).rsplit("@", 1)[-1] or "borderwatch.local"
+    token = hashlib.sha256(f"{a['id']}|{a['target']}|{a['source']}|{a['event']}|{a['created']}".encode()).hexdigest()[:24]
+    return f"<health.{token}@{render.header_safe(domain, 100).replace(' ', '')}>"
+
+
+def _alert_data(a: dict, sender: str, now: dt.datetime) -> bytes:
+    if is_channel(a["target"]):
+        return ChatMessage(a["subject"], a["body"]).encode()
+    from email.message import EmailMessage
+    from email.utils import format_datetime
+
+    msg = EmailMessage()
+    msg["Subject"] = render.header_safe(a["subject"])
+    msg["From"] = render.header_safe(sender)
+    msg["To"] = render.header_safe(a["target"])
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = _alert_message_id(a, sender)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(a["body"])
+    return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+
+
+def deliver_health_alerts(db, transport, sender: str, now: dt.datetime, report: SendReport,
+                          may_go_on=lambda: True) -> None:
+    """Send the source health alerts owed to operators (same transports, back-off and states as digests)."""
+    for a in store.due_health_alerts(db, store.iso(now)):
+        if not may_go_on():
+            return
+
+        def mark(status: str, error: str | None = None, next_attempt: str | None = None, attempted: bool = False,
+                 _id: int = a["id"]) -> None:
+            store.set_health_alert(db, _id, status, error, next_attempt, attempted=attempted)
+
+        sent_before = report.sent
+        _attempt(_pick(transport, a["target"]), mark, sender, a["target"], _alert_data(a, sender, now),
+                 retry_delay(a["attempts"], "immediate"), now, report)
+        if report.sent > sent_before:  # counted apart from digests
+            report.sent -= 1
+            report.alerts += 1
