@@ -576,7 +576,9 @@ def _describe(email, rules_list, tag_list, cadence, hour, tz) -> str:
 @_subscription_options(update=False)
 @config_errors
 def subscribers_add(email, rule_ids, tags, cadence, hour, weekday, tz, **kw) -> None:
-    """Subscribe EMAIL (an address is one subscriber whatever its case).
+    """Subscribe EMAIL: an email address (one subscriber whatever its case), or an Apprise URL
+    for a chat or webhook channel (slack://..., msteams://..., tgram://..., json://host/path;
+    needs pip install 'borderwatch[notify]').
 
     An existing subscriber is refused: change it with `subscribers update`.
     The first digest goes out at the first scheduled slot after subscribing.
