@@ -162,7 +162,7 @@ def test_run_once_progress_bar_does_not_interleave_with_log_lines(tmp_path, serv
     main, child = pty.openpty()  # a terminal, so the bar is drawn
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SMTP_", "BORDERWATCH_"))}
     proc = subprocess.run([sys.executable, "-m", "pipeline", "run", "--once", "--no-digests", "--feeds", str(feeds),
-                           "--db", str(tmp_path / "p.db"), *KW], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           "--db", str(tmp_path / "p.db"), *KW], stdin=subprocess.DEVNULL, stdout=child,
                           stderr=child, cwd=tmp_path, env={**env, "COLUMNS": "120"}, timeout=120)
     os.close(child)
     chunks = []
