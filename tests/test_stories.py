@@ -15,7 +15,7 @@ import sqlite_utils
 
 from pipeline import store
 from pipeline.cycle import prepare_article
-from pipeline.dedup import Overlap, StoredForm, join_stories
+from pipeline.dedup import COMMON_POSTINGS, Overlap, StoredForm, aligned_run, join_stories
 from pipeline.digest.select import build_groups
 from pipeline.digest.send import OutboxTransport, send_due
 from pipeline.parse import Entry
@@ -102,6 +102,18 @@ def test_decision_is_a_pure_function_of_the_overlaps():
     # two whole (short) texts compare shingle by shingle: 30 of 36 shared
     assert join_stories(StoredForm(list(range(36)), 6, 36), [Overlap(1, 1, 30, 8, 50)]) == [1]
     assert join_stories(StoredForm(list(range(36)), 6, 36), [Overlap(1, 1, 3, 8, 50)]) == []
+
+
+def test_a_short_text_matches_a_run_not_a_scatter():
+    run = tuple((p, p + 500) for p in (0, 7, 15, 22, 30))  # one shift, spread over a 40-word text
+    assert aligned_run(run, 0, 40) == 5
+    scatter = tuple((p, p * 37 % 9000) for p in (0, 7, 15, 22, 30))  # shared by chance, all over a long text
+    assert aligned_run(scatter, 0, 40) < 3
+    phrase = tuple((p, p + 900) for p in (2, 3, 4, 5))  # one stock phrase: aligned but only 8 words long
+    assert aligned_run(phrase, 0, 40) == 0
+    me = StoredForm(list(range(36)), 6, 36)
+    assert join_stories(me, [Overlap(1, 1, 5, 900, 0, run)]) == [1]
+    assert join_stories(me, [Overlap(1, 1, 5, 900, 0, scatter)]) == []
 
 
 # --------------------------------------------------------------------------- arrival order and merges
@@ -272,3 +284,15 @@ def test_migration_recomputes_sketches_of_an_existing_database(tmp_path):
     sources(db, "a", "b")
     save(db, "b", [item("https://b.example/1", "Excerpt", first_words(body, 60))])
     assert set(stories(db).values()) == {1}
+
+
+def test_a_stock_phrase_in_many_stories_is_left_out_of_lookups(db):
+    stock = "according to two officials who spoke on condition of anonymity because they were not authorised"
+    n = COMMON_POSTINGS + 6
+    sources(db, *[f"s{k}" for k in range(n + 1)])
+    for k in range(n):
+        save(db, f"s{k}", [item(f"https://s{k}.example/1", f"Item {k}", f"{text_of(900 + k, 60)} {stock} {text_of(1900 + k, 60)}")])
+    assert len(set(stories(db).values())) == n
+    assert db.execute("SELECT count(*) FROM boilerplate WHERE source = '*'").fetchone()[0] > 0
+    held = db.execute("SELECT max(c) FROM (SELECT count(*) AS c FROM sketches GROUP BY hash)").fetchone()[0]
+    assert held <= COMMON_POSTINGS  # postings per hash stay bounded: the lookup cost does not grow with the database
