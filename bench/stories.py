@@ -340,8 +340,8 @@ def fill(db, target: int, pool: list[int], rng: random.Random, start: int, count
             for k in range(chunk, min(n, chunk + 20_000)):
                 aid = start + k
                 hashes = {rng.getrandbits(63) for _ in range(22)}
-                if pool:
-                    hashes |= {rng.choice(pool) for _ in range(3)}
+                if pool:  # Zipf-like: a few stock phrases are everywhere, most are rare
+                    hashes |= {pool[min(int(rng.paretovariate(1.0)) - 1, len(pool) - 1)] for _ in range(3)}
                 rows.append((aid, "filler", f"f{aid}", f"https://filler.example/{aid}", "Filler", "filler text",
                              FETCHED, FETCHED, f"fp{aid}", story0 + k, len(hashes)))
                 meta.append((aid, story0 + k, "filler", len(hashes), 0, FETCHED))
@@ -362,15 +362,15 @@ def lookup_ms(db, probes: list[tuple], rounds: int = 5) -> float:
     A first pass keeps what lookups learn (stock phrases, boilerplate), as the real path would; the timed
     passes are rolled back."""
     with store.transaction(db) as conn:
-        for source, sketch, whole, positions in probes:
-            store.story_overlaps(conn, source, sketch, whole, None, positions)
+        for source, sketch, whole, positions, lead in probes:
+            store.story_overlaps(conn, source, sketch, whole, None, positions, lead)
     best = float("inf")
     for _ in range(rounds):
         db.execute("BEGIN IMMEDIATE")
         try:
             t = time.perf_counter()
-            for source, sketch, whole, positions in probes:
-                form, overlaps, _ = store.story_overlaps(db.conn, source, sketch, whole, None, positions)
+            for source, sketch, whole, positions, lead in probes:
+                form, overlaps, _ = store.story_overlaps(db.conn, source, sketch, whole, None, positions, lead)
                 join_stories(form, overlaps)
             best = min(best, (time.perf_counter() - t) * 1000 / len(probes))
         finally:
@@ -387,11 +387,11 @@ def cost(tmp: Path, polls, small: int, big: int) -> dict:
     probes = []
     for src, items in polls.items():
         for t, kind, e in items:
-            sk, whole, positions = shingle_sketch(Folded.of(e.text).words)
+            sk, whole, positions, lead = shingle_sketch(Folded.of(e.text).words)
             for h in sk:
                 truths[h].add(t)
             if src not in ORIGINAL_SOURCES:
-                probes.append((src, sk, whole, positions))
+                probes.append((src, sk, whole, positions, lead))
     pool = [h for h, ts in truths.items() if len(ts) >= 3]  # the generated text's stock phrases
     probes = random.Random(3).sample(probes, min(400, len(probes)))
     counts = {h: n for h, n in db.execute("SELECT hash, count(*) FROM sketches GROUP BY hash")}
@@ -414,9 +414,10 @@ def main(argv=None) -> int:
     ap.add_argument("--originals", type=int, default=120, help="original articles in the battery (half English, half Spanish)")
     ap.add_argument("--small", type=int, default=20_000, help="stored articles for the baseline lookup figure")
     ap.add_argument("--big", type=int, default=200_000, help="stored articles for the second lookup figure")
+    ap.add_argument("--seed", type=int, default=7, help="seed of the generated battery")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     args = ap.parse_args(argv)
-    polls, pairs = build(args.originals)
+    polls, pairs = build(args.originals, args.seed)
     n = sum(len(v) for v in polls.values())
     result: dict = {"articles": n}
     with tempfile.TemporaryDirectory() as tmp:

@@ -128,12 +128,12 @@ def prepare_article(e: Entry, fetched: str, matcher) -> NewArticle:
     hits = match_article(matcher, e.title, e.text, doc) if matcher else []
     if matcher is not None and matcher.semantic is not None:
         hits = matcher.semantic.review(e.title, e.text, hits)  # optional extra: guard and suggestions
-    sketch, whole, positions = shingle_sketch(body_words)
+    sketch, whole, positions, lead = shingle_sketch(body_words)
     return NewArticle(
         url=e.url, guid=e.guid or e.url, title=e.title, text=e.text, author=e.author,
         published=published_or_fetched(e.published, fetched), fetched=fetched,
         fingerprint=fingerprint(body_words), sketch=sketch, hits=hits, shingles=whole,
-        positions=positions)
+        positions=positions, lead=lead)
 
 
 _WORKER_MATCHER = None

@@ -9,9 +9,11 @@
   ``WINDOW`` consecutive shingle hashes the smallest is kept. Selection depends only
   on the words, so an excerpt's sketch is a subset of its full text's sketch, and
   every shared run of ``WINDOW + 4`` words yields at least one shared hash (a
-  guarantee that anchor sampling lacks). ``shingle_sketch`` also returns every
-  shingle of a short text: a text left short once its source's boilerplate is taken
-  out is stored and compared whole, not sampled.
+  guarantee that anchor sampling lacks). Every shingle of the lead (the first
+  ``LEAD_WORDS`` words) is kept too: feed summaries and excerpts are leads, and a
+  lead excerpt then finds all of its shingles, not the few a sample leaves it.
+  ``shingle_sketch`` also returns every shingle of a short text: a text left short
+  once its source's boilerplate is taken out is stored and compared whole.
 - The story decision (``join_stories``): an article joins every story holding a
   stored article it overlaps enough with (containment, ``same_story``); when it
   matches several stories they become one. The relation is symmetric and storage
@@ -37,6 +39,7 @@ from w3lib.url import canonicalize_url
 SHINGLE = 5
 WINDOW = 12  # winnowing window: 2/13 of the shingles kept; any shared run of 16 words shares a hash
 SHORT_WORDS = 300  # every shingle is computed for texts up to this long (boilerplate may leave them short)
+LEAD_WORDS = 60  # every shingle of a text's first 60 words is in its sketch (feed summaries are leads)
 SHORT = 80  # a text with at most this many shingles outside its source's boilerplate is kept whole
 MIN_SHARED = 3
 MIN_CONTAINMENT = 0.5
@@ -45,6 +48,7 @@ BATCH_BOILERPLATE = 3  # ... or in this many articles (and half or more) of one 
 COMMON_POSTINGS = 64  # postings kept per shingle; one held by this many articles of many stories is a stock phrase
 ALIGN_SLACK = 10  # words of drift allowed between the shared hashes of a short text and its match
 MIN_RUN = 15  # ... and the words they must span: shorter shared runs are within reach of stock phrasing
+MAX_GAPS = 0.25  # ... with at most this share of the longer text's hashes inside the run missing from the short one
 SKETCH_DAYS = 30  # sketches are kept (and stories formed) over this window; `prune` drops older ones
 
 TRACKING_PARAMS = {
@@ -139,23 +143,25 @@ def winnow(hashes: list[int], window: int = WINDOW) -> set[int]:
     return out
 
 
-def shingle_sketch(words: list[str]) -> tuple[list[int], list[int], dict[int, int]]:
-    """(sketch, whole, positions): the winnowed hashes, every shingle hash when the text is short
-    enough, and the word position where each of those hashes first occurs."""
+def shingle_sketch(words: list[str]) -> tuple[list[int], list[int], dict[int, int], list[int]]:
+    """(sketch, whole, positions, lead): the winnowed hashes; every shingle hash when the text is
+    short enough; the word position where each returned hash first occurs; and the lead's shingles
+    that winnowing did not pick (evidence for excerpts, not counted in the sketch's size)."""
     hashes = shingle_hashes(words)
     whole = sorted(set(hashes)) if len(words) <= SHORT_WORDS else []
     win = winnow(hashes)
-    keep = win.union(whole)
+    lead = set(hashes[:LEAD_WORDS - SHINGLE + 1]) - win
+    keep = win | lead | set(whole)
     positions: dict[int, int] = {}
     for i, h in enumerate(hashes):
         if h in keep and h not in positions:
             positions[h] = i
-    return sorted(win), whole, positions
+    return sorted(win), whole, positions, sorted(lead)
 
 
 def sketch(words: list[str]) -> list[int]:
     """Sorted distinct winnowed shingle hashes of a folded word sequence."""
-    return sorted(winnow(shingle_hashes(words)))
+    return shingle_sketch(words)[0]
 
 
 def same_story(shared: int, mine: int, theirs: int) -> bool:
@@ -173,19 +179,25 @@ def whole_to_sketch_size(whole: int) -> int:
 class StoredForm:
     """What an article is compared and stored by: hashes outside its source's boilerplate."""
 
-    hashes: list[int]
+    hashes: list[int]  # looked up and stored
     size: int  # in sketch units (winnowed hashes)
     whole: int  # the count of shingles when the text is kept whole, else 0
+    sampled: frozenset[int] = frozenset()  # the winnowed ones among ``hashes`` (the others: the lead's)
+    positions: tuple[int, ...] = ()  # word positions of ``hashes`` (those known)
 
 
-def stored_form(sketch: list[int], whole: list[int], boilerplate: set[int] | frozenset[int] = frozenset()) -> StoredForm:
-    """A text short enough once boilerplate is out is kept whole; a longer one by its sketch."""
+def stored_form(sketch: list[int], whole: list[int], boilerplate: set[int] | frozenset[int] = frozenset(),
+                lead: list[int] = (), positions: dict[int, int] | None = None) -> StoredForm:
+    """A text short enough once boilerplate is out is kept whole; a longer one by its sketch and its lead."""
+    sampled = frozenset(h for h in sketch if h not in boilerplate)
+    where = positions or {}
     if whole:
         kept = [h for h in whole if h not in boilerplate]
         if len(kept) <= SHORT:
-            return StoredForm(kept, whole_to_sketch_size(len(kept)), len(kept))
-    kept = [h for h in sketch if h not in boilerplate]
-    return StoredForm(kept, len(kept), 0)
+            return StoredForm(kept, whole_to_sketch_size(len(kept)), len(kept), sampled,
+                              tuple(sorted(where[h] for h in kept if h in where)))
+    kept = sorted(sampled.union(h for h in lead if h not in boilerplate))
+    return StoredForm(kept, len(sampled), 0, sampled, tuple(sorted(where[h] for h in kept if h in where)))
 
 
 @dataclass(frozen=True)
@@ -194,21 +206,26 @@ class Overlap:
 
     article: int
     story: int
-    shared: int  # distinct hashes in common, neither source's boilerplate
+    shared: int  # distinct winnowed hashes in common (winnowed in both), neither source's boilerplate
     size: int  # the stored article's sketch size
     whole: int  # its shingle count when stored whole, else 0
-    # per shared hash: (word position in the new text, word position in the stored one); None when unknown
+    # per shared hash, winnowed or from a lead: (word position in the new text, in the stored one); None: unknown
     positions: tuple[tuple[int | None, int | None], ...] = ()
+    # when either text is kept whole: the word positions of all the stored text's hashes (shared or not)
+    their_positions: tuple[int, ...] = ()
 
 
-def aligned_run(positions: tuple[tuple[int | None, int | None], ...], side: int, length: int) -> int:
+def aligned_run(positions: tuple[tuple[int | None, int | None], ...], side: int, length: int,
+                longer: tuple[int, ...] = ()) -> int:
     """Shared hashes that form one run of text covering at least half of a short text (and MIN_RUN words).
 
-    ``side`` says which text is the short one (0: the new text, 1: the stored one) and
-    ``length`` its length in words. An excerpt or a copy shares a run: its shared hashes
-    sit at one shift (within ALIGN_SLACK words) and spread over the short text. Shingles
-    that different texts share by chance (a stock phrase, common word runs of a long
-    text) are scattered or bunched in one phrase. Unknown positions count as aligned."""
+    ``side`` says which text is the short one (0: the new text, 1: the stored one), ``length``
+    its length in words, ``longer`` the positions of the other text's hashes. An excerpt or a
+    copy shares a run: its shared hashes sit at one shift (within ALIGN_SLACK words), spread
+    over the short text, and the other text has next to no hashes inside that run that the
+    short one lacks. Shingles that different texts share by chance (stock phrases, formulaic
+    sentences) are scattered, bunched in one phrase, or have the other text's own words
+    between them. Unknown positions count as aligned."""
     known = sorted((there - here, here, there) for here, there in positions if here is not None and there is not None)
     unknown = len(positions) - len(known)
     best: list[tuple[int, int, int]] = []
@@ -220,9 +237,13 @@ def aligned_run(positions: tuple[tuple[int | None, int | None], ...], side: int,
             best = known[lo:hi + 1]
     if not best:
         return unknown
-    on_side = [p[1 + side] for p in best]
-    covered = max(on_side) - min(on_side) + SHINGLE
-    return len(best) + unknown if covered >= max(MIN_CONTAINMENT * length, MIN_RUN) else unknown
+    on_short = [p[1 + side] for p in best]
+    if max(on_short) - min(on_short) + SHINGLE < max(MIN_CONTAINMENT * length, MIN_RUN):
+        return unknown
+    on_long = {p[2 - side] for p in best}
+    first, last = min(on_long), max(on_long)
+    gaps = sum(1 for q in longer if first <= q <= last and q not in on_long)
+    return len(best) + unknown if gaps <= MAX_GAPS * len(best) else unknown
 
 
 def matches(me: StoredForm, other: Overlap) -> bool:
@@ -233,7 +254,8 @@ def matches(me: StoredForm, other: Overlap) -> bool:
     if (me.whole or other.whole) and other.positions:
         mine_is_short = bool(me.whole) and (not other.whole or me.whole <= other.whole)
         short = me.whole if mine_is_short else other.whole
-        shared = aligned_run(other.positions, 0 if mine_is_short else 1, short + SHINGLE - 1)
+        longer = other.their_positions if mine_is_short else me.positions
+        shared = aligned_run(other.positions, 0 if mine_is_short else 1, short + SHINGLE - 1, longer)
     if me.whole and other.whole:
         return same_story(shared, me.whole, other.whole)
     return same_story(shared, me.size, other.size)

@@ -15,7 +15,7 @@ import json
 import os
 import sqlite3
 import urllib.parse
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -137,8 +137,8 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     """,
     # 6: stories: winnowed sketches with per-article sizes, per-source boilerplate, merges
     lambda conn: [conn.execute(statement) for statement in _statements(STORIES_SCHEMA)],
-    # 7: shingle positions (a short text matches a run of another text); sketches recomputed from the stored text
-    lambda conn: _migrate_stories(conn),
+    # 7: shingle positions (a short text matches a run of another text)
+    "ALTER TABLE sketches ADD COLUMN pos INTEGER",
     # 8: rule provenance (the version of the rule that made each hit) and semantic suggestions
     """
     ALTER TABLE hits ADD COLUMN rule_version TEXT;
@@ -156,6 +156,8 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     );
     CREATE INDEX backlog_due ON backlog(source, gave_up, next_attempt);
     """,
+    # 10: lead shingles (sampled = 0) besides winnowed ones; sketches recomputed from the stored text
+    lambda conn: _migrate_stories(conn),
 ]
 
 STORIES_SCHEMA = """
@@ -172,13 +174,14 @@ STORIES_SCHEMA = """
     CREATE INDEX boilerplate_seen ON boilerplate(seen);
     CREATE INDEX delivery_hits_story ON delivery_hits(story);
     DELETE FROM sketches;
-"""  # (migration 7 adds sketches.pos and fills the new tables)
+"""  # (migrations 7 and 10 add sketches.pos and .sampled and fill the new tables)
 
 
 def _migrate_stories(conn: sqlite3.Connection) -> None:
-    """Schema 7: recompute the sketches (with positions) of the articles inside the window from their
-    stored text, learning each source's boilerplate from its articles in the window. Stories are kept."""
-    conn.execute("ALTER TABLE sketches ADD COLUMN pos INTEGER")
+    """Schema 10: recompute the sketches (with positions and lead shingles) of the articles inside the
+    window from their stored text, learning each source's boilerplate from its articles in the window.
+    Stories are kept."""
+    conn.execute("ALTER TABLE sketches ADD COLUMN sampled INTEGER NOT NULL DEFAULT 1")
     conn.execute("DELETE FROM sketches")
     conn.execute("DELETE FROM sketch_articles")
     newest = conn.execute("SELECT max(fetched) FROM articles").fetchone()[0]
@@ -190,13 +193,13 @@ def _migrate_stories(conn: sqlite3.Connection) -> None:
         rows = conn.execute("SELECT id, story, text, fetched FROM articles WHERE source IS ? AND fetched >= ?"
                             " AND story IS NOT NULL ORDER BY id", (source, since)).fetchall()
         sketches = {aid: shingle_sketch(Folded.of(text or "").words) for aid, _, text, _ in rows}
-        boiler = batch_boilerplate([set(whole or sk) for sk, whole, _ in sketches.values()])
+        boiler = batch_boilerplate([set(whole) or set(sk).union(lead) for sk, whole, _, lead in sketches.values()])
         if boiler:
             conn.executemany("INSERT OR IGNORE INTO boilerplate (source, hash, seen) VALUES (?, ?, ?)",
                              [(source, h, newest) for h in boiler])
         for aid, story, _, fetched in rows:
-            sk, whole, positions = sketches[aid]
-            _store_sketch(conn, aid, story, source, fetched, stored_form(sk, whole, boiler), positions, set())
+            sk, whole, positions, lead = sketches[aid]
+            _store_sketch(conn, aid, story, source, fetched, stored_form(sk, whole, boiler, lead, positions), positions, set())
 
 
 def _fts(db: sqlite_utils.Database) -> None:
@@ -466,6 +469,7 @@ class NewArticle:
     duplicate_of: int | None = None
     shingles: list[int] = field(default_factory=list)  # every shingle hash, for a short text (dedup.shingle_sketch)
     positions: dict[int, int] = field(default_factory=dict)  # hash -> word position of its first occurrence
+    lead: list[int] = field(default_factory=list)  # the lead's shingles that are not in the sketch
 
 
 def known_keys(db: sqlite_utils.Database, source: str, guids: list[str], urls: list[str]) -> tuple[set[str], set[str]]:
@@ -563,7 +567,8 @@ def _save_one(conn: sqlite3.Connection, outcome: PollOutcome, decide: Decide) ->
     fresh = {a.fingerprint or a.url: a for a in outcome.articles
              if not (known.get(("url", a.url)) or known.get(("fp", a.fingerprint)))}
     now = now_iso()
-    _add_boilerplate(conn, outcome.source, batch_boilerplate([set(a.shingles or a.sketch) for a in fresh.values()]), now)
+    _add_boilerplate(conn, outcome.source,
+                     batch_boilerplate([set(a.shingles) or set(a.sketch).union(a.lead) for a in fresh.values()]), now)
     for art in outcome.articles:
         dup = known.get(("url", art.url)) or known.get(("fp", art.fingerprint))
         if dup:
@@ -571,7 +576,8 @@ def _save_one(conn: sqlite3.Connection, outcome: PollOutcome, decide: Decide) ->
             conn.execute("INSERT OR IGNORE INTO guids (source, guid, article) VALUES (?, ?, ?)",
                          (outcome.source, art.guid, dup))
             continue
-        form, overlaps, crowded = story_overlaps(conn, outcome.source, art.sketch, art.shingles, now, art.positions)
+        form, overlaps, crowded = story_overlaps(conn, outcome.source, art.sketch, art.shingles, now, art.positions,
+                                                 art.lead)
         stories = decide(form, overlaps) or []
         if not stories:
             art.story_id = conn.execute("INSERT INTO stories (title, first_seen) VALUES (?, ?)",
@@ -625,12 +631,12 @@ def _existing(conn: sqlite3.Connection, urls: list[str], fingerprints: list[str]
 # --------------------------------------------------------------------------- stories (the decision is dedup's)
 
 STOCK = "*"  # the boilerplate "source" of stock phrases (source ids are [a-z0-9-])
-_POSTINGS = ("SELECT s.hash, s.article, m.source, m.story, m.size, m.whole, s.pos FROM sketches s"
+_POSTINGS = ("SELECT s.hash, s.article, m.source, m.story, m.size, m.whole, s.pos, s.sampled FROM sketches s"
              " JOIN sketch_articles m ON m.article = s.article WHERE s.hash IN (SELECT value FROM json_each(?))")
 
 
 def story_overlaps(conn: sqlite3.Connection, source: str, sketch: list[int], whole: list[int],
-                   seen: str | None = None, positions: dict[int, int] | None = None
+                   seen: str | None = None, positions: dict[int, int] | None = None, lead: list[int] = ()
                    ) -> tuple[StoredForm, list[Overlap], set[int]]:
     """Every stored article sharing hashes with this text, with how many it shares.
 
@@ -640,12 +646,13 @@ def story_overlaps(conn: sqlite3.Connection, source: str, sketch: list[int], who
     stored for ``COMMON_POSTINGS`` articles (stock phrases: not stored again). The cost
     depends on the postings of this text's hashes, not on the size of the database.
     """
-    every = sorted(set(sketch) | set(whole))
+    positions = positions or {}
+    every = sorted(set(sketch).union(whole, lead))
     boiler = {r[0] for r in conn.execute(
         "SELECT hash FROM boilerplate WHERE source IN (?, ?) AND hash IN (SELECT value FROM json_each(?))",
         (source, STOCK, json.dumps(every)))} if every else set()
     while True:
-        form = stored_form(sketch, whole, boiler)
+        form = stored_form(sketch, whole, boiler, lead, positions)
         postings: dict[int, list[tuple]] = defaultdict(list)
         if form.hashes:
             for h, *row in conn.execute(_POSTINGS, (json.dumps(form.hashes),)):
@@ -658,27 +665,35 @@ def story_overlaps(conn: sqlite3.Connection, source: str, sketch: list[int], who
         _add_boilerplate(conn, source, found, seen or now_iso())
         _add_boilerplate(conn, STOCK, stock, seen or now_iso())
         boiler |= found | stock
-    positions = positions or {}
     pairs: dict[int, list[tuple[int | None, int | None]]] = defaultdict(list)
+    sampled: Counter[int] = Counter()
     meta: dict[int, tuple[int, int, int]] = {}
     for h, rows in postings.items():
-        here = positions.get(h)
-        for article, _src, story, size, whole_n, pos in rows:
+        here, mine = positions.get(h), h in form.sampled
+        for article, _src, story, size, whole_n, pos, theirs in rows:
             pairs[article].append((here, pos))
+            sampled[article] += mine and theirs
             meta[article] = (story, size, whole_n)
     # fewer shared hashes than MIN_SHARED can never make a story: those are not candidates
-    overlaps = [Overlap(a, meta[a][0], len(ps), meta[a][1], meta[a][2], tuple(ps))
+    overlaps = [Overlap(a, meta[a][0], sampled[a], meta[a][1], meta[a][2], tuple(ps),
+                        _positions_of(conn, a, boiler) if form.whole or meta[a][2] else ())
                 for a, ps in pairs.items() if len(ps) >= MIN_SHARED]
     crowded = {h for h, rows in postings.items() if len(rows) >= COMMON_POSTINGS}
     return form, overlaps, crowded
+
+
+def _positions_of(conn: sqlite3.Connection, article: int, ignore: set[int]) -> tuple[int, ...]:
+    """Word positions of an article's stored hashes (leaving out those ignored for the new text)."""
+    return tuple(sorted(pos for h, pos in conn.execute("SELECT hash, pos FROM sketches WHERE article = ?", (article,))
+                        if pos is not None and h not in ignore))
 
 
 def _store_sketch(conn: sqlite3.Connection, article: int, story: int, source: str | None, fetched: str,
                   form: StoredForm, positions: dict[int, int], crowded: set[int]) -> None:
     conn.execute("INSERT OR REPLACE INTO sketch_articles (article, story, source, size, whole, fetched) VALUES (?,?,?,?,?,?)",
                  (article, story, source, form.size, form.whole, fetched))
-    conn.executemany("INSERT OR IGNORE INTO sketches (hash, article, pos) VALUES (?, ?, ?)",
-                     [(h, article, positions.get(h)) for h in form.hashes if h not in crowded])
+    conn.executemany("INSERT OR IGNORE INTO sketches (hash, article, pos, sampled) VALUES (?, ?, ?, ?)",
+                     [(h, article, positions.get(h), h in form.sampled) for h in form.hashes if h not in crowded])
 
 
 def _add_boilerplate(conn: sqlite3.Connection, source: str, hashes: set[int], seen: str) -> None:
@@ -688,15 +703,16 @@ def _add_boilerplate(conn: sqlite3.Connection, source: str, hashes: set[int], se
     q = json.dumps(sorted(hashes))
     conn.execute("INSERT INTO boilerplate (source, hash, seen) SELECT ?, value, ? FROM json_each(?) WHERE true"
                  " ON CONFLICT (source, hash) DO UPDATE SET seen = excluded.seen", (source, seen, q))
-    rows = conn.execute("SELECT s.article, count(*), m.size, m.whole FROM sketches s JOIN sketch_articles m ON m.article = s.article"
+    rows = conn.execute("SELECT s.article, count(*), sum(s.sampled), m.size, m.whole FROM sketches s"
+                        " JOIN sketch_articles m ON m.article = s.article"
                         " WHERE s.hash IN (SELECT value FROM json_each(?)) AND m.source = ? GROUP BY s.article", (q, source)).fetchall()
-    for article, n, size, whole in rows:
+    for article, n, sampled, size, whole in rows:
         conn.execute("DELETE FROM sketches WHERE article = ? AND hash IN (SELECT value FROM json_each(?))", (article, q))
         if whole:
             whole = max(whole - n, 0)
             size = whole_to_sketch_size(whole)
         else:
-            size = max(size - n, 0)
+            size = max(size - sampled, 0)
         conn.execute("UPDATE sketch_articles SET size = ?, whole = ? WHERE article = ?", (size, whole, article))
 
 
