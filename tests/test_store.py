@@ -356,3 +356,5 @@ def test_suggested_hits_are_shown_apart_and_not_owed_unless_the_rule_opts_in(db)
                                                                   "2000-01-01", **kw))
     assert owed() == ["fentanyl"]
     assert owed(email_suggested=["migration"]) == ["fentanyl", "migration"]
+    assert store.stored_hits(db, None) == {(art.id, "fentanyl")}  # a backtest compares rules with rules' hits
+    assert set(store.hits_per_day(db, "2000-01-01")) == {"fentanyl"}

@@ -848,7 +848,8 @@ def articles_for_backtest(db: sqlite_utils.Database, since: str | None) -> Itera
 
 
 def stored_hits(db: sqlite_utils.Database, since: str | None) -> set[tuple[int, str]]:
-    sql = "SELECT h.article, h.rule FROM hits h JOIN articles a ON a.id = h.article" + (" WHERE a.published >= ?" if since else "")
+    sql = ("SELECT h.article, h.rule FROM hits h JOIN articles a ON a.id = h.article WHERE h.suggested = 0"
+           + (" AND a.published >= ?" if since else ""))  # suggestions are not the rules' hits
     return {(r[0], r[1]) for r in db.execute(sql, [since] if since else [])}
 
 
@@ -1122,7 +1123,7 @@ def hits_per_day(db: sqlite_utils.Database, since: str, rules: list[str] | None 
     rows = db.execute(
         "SELECT h.rule, substr(a.published, 1, 10) AS day, count(DISTINCT coalesce(a.story, -a.id))"
         " FROM hits h JOIN articles a ON a.id = h.article"
-        " WHERE a.published >= ? AND h.backfilled = 0 GROUP BY h.rule, day", (since,)).fetchall()
+        " WHERE a.published >= ? AND h.backfilled = 0 AND h.suggested = 0 GROUP BY h.rule, day", (since,)).fetchall()
     out: dict[str, dict[str, int]] = {}
     for rule, day, n in rows:
         if rules is None or rule in rules:
