@@ -334,3 +334,27 @@ def test_alerts_config_is_checked(tmp_path):
     assert "feeds.yaml:4: failing_after must be a positive number" in text
     assert "not a valid email address" in text and "Apprise does not understand" in text
     assert "silent_after must be a duration" in text and "unknown key 'extra' in alerts" in text
+
+
+def test_status_shows_silent_since(server, tmp_path):
+    """`borderwatch status` (real clock) on a source last heard of ten days ago."""
+    import os
+    import subprocess
+    import sys
+
+    db_path = tmp_path / "s.db"
+    db = store.connect(db_path)
+    ten_days_ago = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(days=10)
+    server.routes["/feed"] = Reply(body=rss(items(6, ten_days_ago, server)))
+    path = tmp_path / "feeds.yaml"
+    feeds = feeds_for(path, [{"id": "quiet-outlet", "url": server.url("/feed")}])
+    store.sync_sources(db, feeds.sources)
+    poll(db, feeds, Clock(ten_days_ago))
+    db.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMTP_", "BORDERWATCH_"))}
+    args = [sys.executable, "-m", "pipeline", "status", "--db", str(db_path), "--feeds", str(path)]
+    out = subprocess.run(args, capture_output=True, text=True, env={**env, "COLUMNS": "200"}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert f"silent since {store.iso(ten_days_ago)[:16].replace('T', ' ')}" in out.stdout
+    rows = json.loads(subprocess.run(args + ["--json"], capture_output=True, text=True, env=env, timeout=120).stdout)
+    assert rows[0]["problem"] == "silent" and rows[0]["silent_since"] == store.iso(ten_days_ago)

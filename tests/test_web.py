@@ -272,3 +272,75 @@ def test_serve_command_binds_loopback(tmp_path, site_db):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# --------------------------------------------------------------------------- 30 days of coverage
+
+
+TOPICS = {
+    "fentanyl": ("Soldiers seize {n} kilograms of fentanyl pills in {city}",
+                 "Mexican soldiers seized fentanyl pills and precursor chemicals in a lab near {city}, officials said."),
+    "migration": ("Asylum seekers wait in {city} as crossings change",
+                  "Hundreds of asylum seekers and migrants waited at the border crossing in {city} on day {n}."),
+    "extradition": ("Judge approves extradition of cartel operator held in {city}",
+                    "A Mexican federal judge approved the extradition of a Sinaloa Cartel operator wanted in Chicago, arrested in {city}."),
+}
+CITIES = ["Culiacán", "Tijuana", "Ciudad Juárez", "Nogales", "Reynosa", "Matamoros", "Mexicali", "Hermosillo", "Monterrey"]
+WORDS = ("court report agents checkpoint convoy river highway warehouse police customs witness shipment route port "
+         "market schedule hearing ministry governor mayor shelter bridge permit budget patrol office station").split()
+
+
+def coverage_feed(server, now: dt.datetime) -> bytes:
+    """About 30 days of distinct items; fentanyl coverage spikes in the last week."""
+    import random
+
+    from conftest import rss
+
+    rng = random.Random(7)
+    items = []
+    for day in range(30):
+        counts = {"fentanyl": 1 + (3 if day < 6 else 0) if day % 2 == 0 or day < 6 else 0,
+                  "migration": 1 + (day % 3 == 0), "extradition": int(day % 5 == 1)}
+        for topic, count in counts.items():
+            for k in range(count):
+                title_t, lead_t = TOPICS[topic]
+                city, n = rng.choice(CITIES), rng.randint(3, 400)
+                body = lead_t.format(city=city, n=n) + " " + " ".join(rng.choice(WORDS) for _ in range(60))
+                when = now - dt.timedelta(days=day, hours=rng.randint(0, 20))
+                guid = f"{topic}-{day}-{k}"
+                items.append({"title": title_t.format(city=city, n=n), "link": server.url(f"/n/{guid}"), "guid": guid,
+                              "description": body, "pubDate": when.strftime("%a, %d %b %Y %H:%M:%S +0000")})
+    return rss(items, title="Frontera Wire")
+
+
+def test_dashboard_over_30_days_shows_the_spike(server, tmp_path):
+    from conftest import Reply, feeds_for
+
+    from pipeline.config import load_rules
+    from pipeline.rules import compile_rules
+
+    now = dt.datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    server.routes["/feed"] = Reply(body=coverage_feed(server, now))
+    feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": "frontera-wire", "name": "Frontera Wire", "url": server.url("/feed")}])
+    db = store.connect(tmp_path / "30d.db")
+    store.sync_sources(db, feeds.sources)
+    asyncio.run(run_cycle(db, feeds, compile_rules(load_rules(ROOT / "keywords.yaml"))))
+    per_day = store.hits_per_day(db, store.iso(now - dt.timedelta(days=30)))
+    db.close()
+    recent = sum(n for d, n in per_day["fentanyl"].items() if d >= (now - dt.timedelta(days=6)).date().isoformat())
+    assert recent >= 2 * (sum(per_day["fentanyl"].values()) - recent) / 3  # the spike is in the data...
+    cfg = WebConfig(str(tmp_path / "30d.db"), str(tmp_path / "feeds.yaml"), str(ROOT / "keywords.yaml"), clock=lambda: now)
+    web = LiveServer(create_app(cfg))
+    driver = browser(1100, 1000)
+    try:
+        driver.get(web.base + "/")
+        fentanyl = driver.find_element("css selector", 'svg.chart polyline[data-rule="fentanyl"]')
+        assert fentanyl.is_displayed()
+        points = [tuple(map(float, p.split(","))) for p in fentanyl.get_attribute("points").split()]
+        assert len(points) == 30
+        top = min(y for _, y in points)  # SVG y grows downwards: the highest point is in the last week
+        assert any(y == top for _, y in points[-7:]) and top < max(y for _, y in points)
+        screenshot(driver, tmp_path, "dashboard.png")  # ...and visible in the chart
+    finally:
+        driver.quit()
+        web.close()
