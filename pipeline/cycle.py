@@ -123,7 +123,8 @@ def prepare_article(e: Entry, fetched: str, matcher) -> NewArticle:
     e.title, e.text, e.author, e.url, e.guid = (scrub(v or "") for v in (e.title, e.text, e.author, e.url, e.guid))
     doc = Folded.of(article_text(e.title, e.text))
     words = doc.words
-    title_len = len(Folded.of(e.title[:MAX_TITLE]).words) if e.text else 0
+    title_words = Folded.of(e.title[:MAX_TITLE]).words
+    title_len = len(title_words) if e.text else 0
     body_words = words[title_len:] or words
     hits = match_article(matcher, e.title, e.text, doc) if matcher else []
     if matcher is not None and matcher.semantic is not None:
@@ -132,7 +133,7 @@ def prepare_article(e: Entry, fetched: str, matcher) -> NewArticle:
     return NewArticle(
         url=e.url, guid=e.guid or e.url, title=e.title, text=e.text, author=e.author,
         published=published_or_fetched(e.published, fetched), fetched=fetched,
-        fingerprint=fingerprint(body_words), sketch=sketch, hits=hits, shingles=whole,
+        fingerprint=fingerprint(body_words, title_words), sketch=sketch, hits=hits, shingles=whole,
         positions=positions, lead=lead)
 
 

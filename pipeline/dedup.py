@@ -96,9 +96,20 @@ def _tracking(key: str) -> bool:
     return key in TRACKING_PARAMS or key.startswith(TRACKING_PREFIXES)
 
 
-def fingerprint(words: list[str]) -> str:
-    """Hash of the folded word sequence: equal for the same text however it is spaced or cased."""
-    return hashlib.blake2b(" ".join(words).encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+MIN_FINGERPRINT_WORDS = 25  # shorter texts ("Read more…", a one-line teaser) are shared by different articles
+
+
+def fingerprint(words: list[str], title: list[str] = ()) -> str:
+    """Hash of the folded title and text: equal for the same article however it is spaced or cased.
+
+    Empty (never equal to anything) when the text is too short to identify an article: many
+    different items share a short description such as "Read more…". The title is part of the
+    hash, so items whose titles differ are never one article by fingerprint (copies under another
+    headline still join the same *story* through their sketches)."""
+    if len(words) < MIN_FINGERPRINT_WORDS:
+        return ""
+    data = " ".join(title) + "\n" + " ".join(words)
+    return hashlib.blake2b(data.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
 
 
 def shingle_hashes(words: list[str]) -> list[int]:

@@ -140,11 +140,16 @@ def test_duplicates_across_two_feeds_are_stored_once(server, tmp_path, db, match
 
 def test_same_text_under_another_url_is_not_new(server, tmp_path, db, matcher):
     text = "The same wire text about fentanyl precursor seizures in Manzanillo, Mexico, published twice. " * 3
-    server.routes["/a"] = Reply(body=rss([{"title": "One", "link": "https://one.example/x", "guid": "1", "description": text}]))
-    server.routes["/b"] = Reply(body=rss([{"title": "Two", "link": "https://two.example/y", "guid": "2", "description": text}]))
-    feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": "a", "url": server.url("/a")}, {"id": "b", "url": server.url("/b")}])
+    title = "Precursors seized in Manzanillo"
+    server.routes["/a"] = Reply(body=rss([{"title": title, "link": "https://one.example/x", "guid": "1", "description": text}]))
+    server.routes["/b"] = Reply(body=rss([{"title": title, "link": "https://two.example/y", "guid": "2", "description": text}]))
+    # under another headline it is another article (issue 19.3: titles that differ are never merged), in the same story
+    server.routes["/c"] = Reply(body=rss([{"title": "Other headline", "link": "https://three.example/z", "guid": "3", "description": text}]))
+    feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": "a", "url": server.url("/a")}, {"id": "b", "url": server.url("/b")},
+                                                 {"id": "c", "url": server.url("/c")}])
     cycle(db, feeds, matcher)
-    assert store.counts(db)["articles"] == 1
+    assert store.counts(db)["articles"] == 2
+    assert db.execute("SELECT count(DISTINCT story) FROM articles").fetchone()[0] == 1
 
 
 LISTING = b"""<!DOCTYPE html><html><body><nav><a href="/about">About</a></nav>

@@ -158,6 +158,14 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     """,
     # 10: lead shingles (sampled = 0) besides winnowed ones; sketches recomputed from the stored text
     lambda conn: _migrate_stories(conn),
+    # 11: what `prune` deleted stays known to dedup (GUIDs per source, URLs, fingerprints), so a feed
+    # that still lists a pruned item does not bring it back as new
+    """
+    CREATE TABLE pruned_keys (
+        kind TEXT NOT NULL, source TEXT NOT NULL DEFAULT '', value TEXT NOT NULL, pruned TEXT NOT NULL,
+        PRIMARY KEY (kind, source, value)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 STORIES_SCHEMA = """
@@ -477,11 +485,16 @@ def known_keys(db: sqlite_utils.Database, source: str, guids: list[str], urls: l
     seen_guids: set[str] = set()
     seen_urls: set[str] = set()
     for chunk in _chunks(guids):
+        marks = ",".join("?" * len(chunk))
         seen_guids.update(r[0] for r in db.execute(
-            f"SELECT guid FROM guids WHERE source = ? AND guid IN ({','.join('?' * len(chunk))})", [source, *chunk]))
+            f"SELECT guid FROM guids WHERE source = ? AND guid IN ({marks}) UNION ALL"
+            f" SELECT value FROM pruned_keys WHERE kind = 'guid' AND source = ? AND value IN ({marks})",
+            [source, *chunk, source, *chunk]))
     for chunk in _chunks(urls):
+        marks = ",".join("?" * len(chunk))
         seen_urls.update(r[0] for r in db.execute(
-            f"SELECT url FROM articles WHERE url IN ({','.join('?' * len(chunk))})", chunk))
+            f"SELECT url FROM articles WHERE url IN ({marks}) UNION ALL"
+            f" SELECT value FROM pruned_keys WHERE kind = 'url' AND source = '' AND value IN ({marks})", [*chunk, *chunk]))
     return seen_guids, seen_urls
 
 
@@ -569,8 +582,13 @@ def _save_one(conn: sqlite3.Connection, outcome: PollOutcome, decide: Decide) ->
     now = now_iso()
     _add_boilerplate(conn, outcome.source,
                      batch_boilerplate([set(a.shingles) or set(a.sketch).union(a.lead) for a in fresh.values()]), now)
+    pruned = _pruned_fingerprints(conn, [a.fingerprint for a in outcome.articles if a.fingerprint])
     for art in outcome.articles:
         dup = known.get(("url", art.url)) or known.get(("fp", art.fingerprint))
+        if not dup and art.fingerprint in pruned:  # seen before, since pruned: not new
+            conn.execute("INSERT OR IGNORE INTO pruned_keys (kind, source, value, pruned) VALUES ('guid', ?, ?, ?)",
+                         (outcome.source, art.guid, now))
+            continue
         if dup:
             art.duplicate_of = dup
             conn.execute("INSERT OR IGNORE INTO guids (source, guid, article) VALUES (?, ?, ?)",
@@ -600,7 +618,9 @@ def _save_one(conn: sqlite3.Connection, outcome: PollOutcome, decide: Decide) ->
             " suggested, similarity) VALUES (?,?,?,?,?,?,?,?,?,?)",
             [_hit_row(art.id, h, art.fetched) for h in art.hits])
         inserted.append(art)
-        known[("url", art.url)] = known[("fp", art.fingerprint)] = art.id
+        known[("url", art.url)] = art.id
+        if art.fingerprint:  # an empty fingerprint (too little text) is never a key
+            known[("fp", art.fingerprint)] = art.id
     for guid, url in outcome.aliases:
         row = conn.execute("SELECT id FROM articles WHERE url = ?", (url,)).fetchone()
         if row:
@@ -616,6 +636,14 @@ def _save_one(conn: sqlite3.Connection, outcome: PollOutcome, decide: Decide) ->
          for b in outcome.backlog_put])
     _update_source(conn, outcome, len(inserted))
     return inserted
+
+
+def _pruned_fingerprints(conn: sqlite3.Connection, fingerprints: list[str]) -> set[str]:
+    out: set[str] = set()
+    for chunk in _chunks(fingerprints):
+        out.update(r[0] for r in conn.execute(
+            f"SELECT value FROM pruned_keys WHERE kind = 'fp' AND source = '' AND value IN ({','.join('?' * len(chunk))})", chunk))
+    return out
 
 
 def _existing(conn: sqlite3.Connection, urls: list[str], fingerprints: list[str]) -> dict[tuple[str, str], int]:
@@ -871,6 +899,7 @@ def prunable(db: sqlite_utils.Database, older_than: str) -> int:
 
 def prune(db: sqlite_utils.Database, older_than: str, sketches_before: str | None = None) -> int:
     """Delete articles fetched before ``older_than`` that have no hits; VACUUM. Hits are never deleted.
+    Their GUIDs, URLs and fingerprints stay in ``pruned_keys``, so dedup still knows them.
 
     Story sketches and learnt boilerplate older than ``sketches_before`` (default: the
     dedup window, SKETCH_DAYS before now) are dropped too, so the story lookup stays
@@ -881,6 +910,13 @@ def prune(db: sqlite_utils.Database, older_than: str, sketches_before: str | Non
                      (sketches_before,))
         conn.execute("DELETE FROM sketch_articles WHERE fetched < ?", (sketches_before,))
         conn.execute("DELETE FROM boilerplate WHERE seen < ?", (sketches_before,))
+        now = now_iso()  # keep what dedup needs, so the next poll does not bring the pruned items back
+        conn.execute(f"INSERT OR IGNORE INTO pruned_keys (kind, source, value, pruned) SELECT 'guid', source, guid, ?"
+                     f" FROM guids WHERE article IN (SELECT id {_PRUNABLE})", (now, older_than))
+        conn.execute(f"INSERT OR IGNORE INTO pruned_keys (kind, source, value, pruned) SELECT 'url', '', url, ? {_PRUNABLE}",
+                     (now, older_than))
+        conn.execute(f"INSERT OR IGNORE INTO pruned_keys (kind, source, value, pruned) SELECT 'fp', '', fingerprint, ?"
+                     f" {_PRUNABLE} AND coalesce(fingerprint, '') != ''", (now, older_than))
         n = conn.execute(f"DELETE {_PRUNABLE}", (older_than,)).rowcount
         conn.execute("DELETE FROM stories WHERE NOT EXISTS (SELECT 1 FROM articles WHERE story = stories.id)")
     db.execute("VACUUM")

@@ -131,6 +131,56 @@ def test_2_an_article_page_that_keeps_failing_is_given_up_with_a_record(server, 
     assert [r[0] for r in db.execute("SELECT title FROM articles")] == ["Story two"]
 
 
+# 3. Fingerprints of short or shared texts ----------------------------------------------------------
+
+
+def test_3_items_sharing_a_short_description_or_a_text_under_other_titles_are_not_merged(server, tmp_path, db, matcher):
+    long_text = ("The city council met on Tuesday to discuss the budget for the coming year, including road repairs, "
+                 "school maintenance, the public library and a new bus line between the two largest districts.")
+    items = [{"title": t, "link": f"https://news.example/{i}", "guid": f"g{i}", "description": "Read more…"}
+             for i, t in enumerate(["Council approves budget", "Fentanyl seizure at the Nogales port of entry",
+                                    "Weather: rain expected", "Local team wins final"])]
+    items += [{"title": "Budget debate, day one", "link": "https://news.example/b1", "guid": "b1", "description": long_text},
+              {"title": "Budget debate: the full story", "link": "https://news.example/b2", "guid": "b2", "description": long_text}]
+    server.routes["/feed"] = Reply(body=rss(items))
+    # the same article (same title, same text) under another URL from another source is still one article
+    server.routes["/copy"] = Reply(body=rss([{"title": "Budget debate, day one", "link": "https://mirror.example/x",
+                                              "guid": "m1", "description": long_text}]))
+    feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": "f", "url": server.url("/feed")}])
+    result, reports = run(db, feeds, matcher)
+    assert reports["f"].new_articles == 6
+    titles = {r[0] for r in db.execute("SELECT title FROM articles")}
+    assert "Fentanyl seizure at the Nogales port of entry" in titles and "Budget debate: the full story" in titles
+    assert db.execute("SELECT count(*) FROM hits h JOIN articles a ON a.id = h.article WHERE a.title LIKE 'Fentanyl%'").fetchone()[0] >= 1
+    copy = feeds_for(tmp_path / "copy.yaml", [{"id": "c", "url": server.url("/copy")}])
+    result, reports = run(db, copy, matcher)
+    assert reports["c"].new_articles == 0 and store.counts(db)["articles"] == 6
+
+
+# 5. Prune keeps what dedup needs ---------------------------------------------------------------------
+
+
+def test_5_pruned_items_are_not_ingested_again(server, tmp_path, db, matcher):
+    long_text = " ".join(["Officials in the state capital presented the annual report on water supply and irrigation,"] * 3)
+    server.routes["/feed"] = Reply(body=rss(
+        [{"title": f"Report {i}", "link": f"https://p.example/{i}", "guid": f"p{i}", "description": f"{long_text} Part {i}."}
+         for i in range(3)]))
+    # another source republishing one of them under its own URL and GUID, after the prune
+    server.routes["/other"] = Reply(body=rss([{"title": "Report 1", "link": "https://other.example/r1", "guid": "o1",
+                                               "description": f"{long_text} Part 1."}]))
+    feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": "f", "url": server.url("/feed")}])
+    result, reports = run(db, feeds, matcher)
+    assert reports["f"].new_articles == 3
+    future = store.iso(dt.datetime.now(UTC) + dt.timedelta(days=1))
+    assert store.prune(db, future) == 3 and store.counts(db)["articles"] == 0
+    result, reports = run(db, feeds, matcher)
+    assert reports["f"].ok and reports["f"].new_articles == 0
+    other = feeds_for(tmp_path / "other.yaml", [{"id": "o", "url": server.url("/other")}])
+    result, reports = run(db, other, matcher)
+    assert reports["o"].ok and reports["o"].new_articles == 0
+    assert store.counts(db)["articles"] == 0
+
+
 # 6. A lone surrogate ----------------------------------------------------------------------------
 
 
