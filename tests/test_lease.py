@@ -41,7 +41,7 @@ def test_kill_9_of_run_then_a_new_run_takes_over_at_once(tmp_path):
         assert wait_until(lambda: _holder_pid(db) == second.pid or second.poll() is not None, timeout=60)
         assert second.poll() is None, second.stderr.read()
         status = bw("status", *common[:2], *common[4:], cwd=tmp_path, env={"COLUMNS": "200"})
-        assert f"scheduler: running (" in status.stdout and f"pid {second.pid}" in status.stdout
+        assert "scheduler: running (" in status.stdout and f"pid {second.pid}" in status.stdout
     finally:
         for p in (first, second):
             if p is not None and p.poll() is None:

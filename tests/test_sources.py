@@ -137,3 +137,12 @@ def test_a_read_only_feeds_file_is_not_touched(tmp_path, server):
         assert feeds.read_text() == FEEDS
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_help_on_the_new_commands():
+    for cmd in (["sources"], ["sources", "add"], ["sources", "disable"], ["sources", "enable"], ["sources", "test"],
+                ["subscribers", "update"], ["rules", "test"], ["status"], ["prune"], ["opml", "import"]):
+        out = bw(*cmd, "--help")
+        assert out.returncode == 0 and "Usage:" in out.stdout and len(out.stdout) > 150, cmd
+    assert "--explain" in bw("rules", "test", "--help").stdout and "--article" in bw("rules", "test", "--help").stdout
+    assert "--deliveries" in bw("status", "--help").stdout and "--dry-run" in bw("prune", "--help").stdout
