@@ -62,7 +62,7 @@ def metadata(db_name: str) -> dict:
 
 def serve_command(db_path: str, host: str, port: int, open_browser: bool = True) -> list[str]:
     if importlib.util.find_spec("datasette") is None:
-        raise RuntimeError("Datasette is not installed: pip install 'borderwatch[browse]'")
+        raise MissingExtra("Datasette is not installed: pip install 'borderwatch[browse]'")
     meta = Path(tempfile.mkdtemp(prefix="borderwatch-")) / "metadata.json"
     meta.write_text(json.dumps(metadata(Path(db_path).stem)), encoding="utf-8")
     exe = shutil.which("datasette")

@@ -386,7 +386,7 @@ def _alert_policy(chk: _Checker, data: LineDict) -> AlertPolicy:
     if not isinstance(to, list):
         chk.add(raw.line_of("to"), "alerts.to must be a list of email addresses or Apprise URLs")
         to = []
-    from .subscribers import validate_target
+    from .addresses import validate_target
 
     for item in to:
         try:

@@ -22,7 +22,8 @@ from .dedup import canonical_url, fingerprint, shingle_sketch
 from .fetch import Fetcher, Policy, Response
 from .fold import Folded
 from .parse import Entry, ParseError, extract_article, page_links, parse_feed, scrub
-from .rules.match import MAX_TITLE, article_text, match_article
+from .models import MAX_TITLE
+from .rules.match import article_text, match_article
 from . import store
 from .store import BacklogItem, NewArticle, PollOutcome, iso, known_keys, save_polls, source_states
 

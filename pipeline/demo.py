@@ -193,7 +193,7 @@ def run_demo(directory: Path, keywords: str | None, echo=print) -> dict:
         result = asyncio.run(run_cycle(db, feeds, compile_rules(rules)))
     report = send_due(db, rules, transport=OutboxTransport(outbox))
     c = store.counts(db)
-    per_rule = {r[0]: r[1] for r in db.execute("SELECT rule, count(*) FROM hits GROUP BY rule ORDER BY 2 DESC")}
+    per_rule = store.hits_per_rule(db)
     echo(f"polled {len(result.reports)} sources ({result.ok} ok): {c['articles']} articles in {c['stories']} stories, "
          f"{c['hits']} hits ({', '.join(f'{k} {v}' for k, v in per_rule.items())})")
     for f in report.files:

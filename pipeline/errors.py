@@ -5,7 +5,9 @@
     ├── InvalidArgument      a value given by the caller is wrong (exit 2)
     │   └── InvalidQuery     a malformed --search (FTS5) query
     ├── NotFound             no such subscriber / source (exit 1)
+    ├── AlreadyExists        adding what exists already, e.g. a subscriber (exit 2)
     ├── AlreadyRunning       another `run` holds the scheduler lease of this database (exit 1)
+    ├── MissingExtra         an optional extra (datasette, prometheus-client, ...) is not installed
     ├── StorageError         the database cannot be opened or written (exit 1)
     ├── FetchError(kind)     one HTTP request failed; ``kind`` says how (exit 1)
     │   └── Blocked          the SSRF policy refused the target (kind "blocked")
@@ -64,8 +66,18 @@ class NotFound(BorderwatchError):
     """The subscriber, source or article asked for does not exist."""
 
 
+class AlreadyExists(BorderwatchError):
+    """What is being added exists already (e.g. a subscriber): change it instead."""
+
+    exit_code = 2
+
+
 class AlreadyRunning(BorderwatchError):
     """Another `borderwatch run` holds the scheduler lease of this database."""
+
+
+class MissingExtra(BorderwatchError):
+    """An optional dependency (a pip extra) needed for this is not installed."""
 
 
 class StorageError(BorderwatchError):

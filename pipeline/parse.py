@@ -23,9 +23,9 @@ from urllib.parse import urljoin, urlsplit
 from bs4 import BeautifulSoup, Comment
 
 from .errors import BorderwatchError
+from .models import MAX_TEXT, MAX_TITLE
+from .timestamps import parse_iso
 
-MAX_TITLE = 1_000
-MAX_TEXT = 200_000
 TEASER_CHARS = 600
 FALLBACK_TIMEOUT = 5.0
 FALLBACK_MEMORY = 1 << 30
@@ -111,11 +111,13 @@ def _parse_time(value) -> dt.datetime | None:
             parsed = value
         else:
             try:
-                parsed = dt.datetime.fromisoformat(scrub(str(value)).replace("Z", "+00:00"))
+                parsed = parse_iso(scrub(str(value)))
             except ValueError:
                 from dateutil import parser as dparser
 
                 parsed = dparser.parse(scrub(str(value))[:100])
+        if parsed is None:
+            return None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=dt.timezone.utc)
         return parsed.astimezone(dt.timezone.utc)

@@ -23,7 +23,7 @@ import signal
 
 from . import lease, store
 from .errors import AlreadyRunning  # noqa: F401 (re-exported)
-from .app import App
+from .runtime import App
 from .cycle import CpuPool, SourceReport, next_poll, run_cycle
 from .fetch import Fetcher, Robots
 from .status import evaluate_health

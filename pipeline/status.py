@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
+from dataclasses import dataclass, field
 
 from . import lease, store
 from .config import AlertPolicy, FeedsConfig, Source
+from .errors import ConfigError
+from .models import Delivery, SourceState
 
 SILENT_FACTOR = 4  # silent after this many usual gaps without a new item
 SILENT_FLOOR = 2 * 86400.0  # never call a source silent sooner than this
@@ -161,7 +164,7 @@ def alert_text(row: dict, event: str, before: str | None, when: str) -> tuple[st
 
 
 def health_problems(db, rows: list[dict], now: dt.datetime | None = None) -> list[str]:
-    now = _utc(now)
+    """Why the deployment is unhealthy: no fresh scheduler lease, or most enabled sources failing."""
     problems = []
     if scheduler_state(db, now)[0] != "running":
         problems.append("the scheduler is not running (no live lease holder in the database)")
@@ -184,3 +187,35 @@ def scheduler_state(db, now: dt.datetime | None = None) -> tuple[str, str]:
         why = "its process is gone" if lease.owner_gone(owner) else "no heartbeat since " + seen
         return state, f"stale ({lease.label(owner)}: {why}; the next `borderwatch run` takes over)"
     return state, f"running ({lease.label(owner)}, last heartbeat {seen})"
+
+
+@dataclass
+class StatusReport:
+    """Everything `status` shows."""
+
+    sources: list[SourceState]
+    scheduler: str  # the scheduler lease in words: running (who, last heartbeat), stale (why), or not running
+    scheduler_running: bool
+    config_errors: tuple[str, str] | None  # (errors seen by `run`, when)
+    deliveries: dict[str, int]  # count by status
+    delivery_problems: list[Delivery]
+    problems: list[str] = field(default_factory=list)  # health problems (empty: healthy)
+    feeds_error: ConfigError | None = None  # feeds.yaml is invalid: stored sources are shown
+
+    @property
+    def failing(self) -> int:
+        return sum(1 for s in self.sources if s.consecutive_failures)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+
+def status_report(st, feeds: FeedsConfig | None, feeds_error: ConfigError | None = None,
+                  now: dt.datetime | None = None) -> StatusReport:
+    """Assemble the status of a Store ``st`` (sources with health, lease, config errors, deliveries)."""
+    rows = source_status(st.db, feeds, now)
+    state, line = scheduler_state(st.db, now)
+    return StatusReport([SourceState(**r) for r in rows], line, state == "running",
+                        st.get_meta("config_errors"), st.delivery_summary(), st.delivery_problems(),
+                        health_problems(st.db, rows, now), feeds_error)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from .config import parse_duration
-from .store import iso
+from .timestamps import iso, parse_iso
 
 
 def parse_when(value: str, now: dt.datetime | None = None) -> str:
@@ -15,7 +15,7 @@ def parse_when(value: str, now: dt.datetime | None = None) -> str:
     if seconds is not None:
         return iso(now - dt.timedelta(seconds=seconds))
     try:
-        when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        when = parse_iso(value)
     except ValueError:
         raise ValueError(f"{value!r} is neither a relative time like 24h / 7d nor an ISO date like 2026-11-01") from None
     return iso(when)

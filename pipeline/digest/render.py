@@ -17,6 +17,8 @@ from urllib.parse import quote, urlsplit
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
+from ..models import Snippet
+from ..timestamps import parse_iso
 from .select import Group, zone
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
@@ -47,27 +49,18 @@ def safe_link(url: str | None) -> str | None:
 
 
 def highlight_html(snippet: str, marks: list) -> Markup:
-    out, pos = [], 0
-    for start, end in sorted(marks):
-        if start < pos or end > len(snippet):
-            continue
-        out.append(escape(snippet[pos:start]))
-        out.append(Markup('<mark style="background:#fff1a8;color:inherit;padding:0 1px;">%s</mark>') % snippet[start:end])
-        pos = end
-    out.append(escape(snippet[pos:]))
-    return Markup("").join(out)
+    return Markup(Snippet.of(snippet, marks).marked('<mark style="background:#fff1a8;color:inherit;padding:0 1px;">',
+                                                    "</mark>", escape=lambda piece: str(escape(piece))))
 
 
 def highlight_text(snippet: str, marks: list) -> str:
-    from ..rules.match import highlight
-
-    return highlight(snippet, [m for m in marks if m[1] <= len(snippet)], "*", "*")
+    return Snippet.of(snippet, marks).marked("*", "*")
 
 
 def local_time(value: str | None, tz: str) -> str:
     if not value:
         return ""
-    when = dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(zone(tz))
+    when = parse_iso(value).astimezone(zone(tz))
     return when.strftime("%Y-%m-%d %H:%M %Z")
 
 

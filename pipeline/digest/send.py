@@ -43,7 +43,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 from .. import store
-from ..errors import InvalidArgument, PermanentError, TransientError, UnknownOutcome
+from ..errors import DeliveryError, NotFound, PermanentError, TransientError, UnknownOutcome
 from ..settings import Settings, SMTPSettings
 from ..config import RuleSet
 from ..subscribers import display_target, is_channel
@@ -479,7 +479,7 @@ def resend(db, delivery_id: int, transport=None, sender: str | None = None,
            now: dt.datetime | None = None, settings: Settings | None = None) -> SendReport:
     """Send again a delivery whose outcome is ``unknown`` (or that ``failed``): the operator's decision.
 
-    Raises InvalidArgument if there is no such delivery or it is in another state."""
+    Raises NotFound if there is no such delivery, DeliveryError if it is in another state."""
     now = now or dt.datetime.now(dt.timezone.utc)
     settings = settings or Settings.from_env()
     transport = transport or transport_for(settings)
@@ -492,9 +492,9 @@ def resend(db, delivery_id: int, transport=None, sender: str | None = None,
     try:
         d = store.delivery(db, delivery_id)
         if d is None:
-            raise InvalidArgument(f"no delivery {delivery_id} (see `borderwatch status`)")
+            raise NotFound(f"no delivery {delivery_id} (see `borderwatch status`)")
         if not store.requeue_delivery(db, delivery_id, store.iso(now), ("unknown", "failed")):
-            raise InvalidArgument(f"delivery {delivery_id} is {d['status']}: only an unknown or failed delivery can be resent")
+            raise DeliveryError(f"delivery {delivery_id} is {d['status']}: only an unknown or failed delivery can be resent")
         _deliver(db, transport, store.delivery(db, delivery_id), sender, now, report)
     finally:
         transport.close()

@@ -18,25 +18,7 @@ import re2
 
 from ..config import Rule, RuleSet, Term
 from ..fold import strip_accents, term_words
-
-NONE_GROUP = -1
-
-
-@dataclass(frozen=True)
-class TermRef:
-    rule: int  # index into Matcher.rules
-    group: int  # 0.. positive groups, NONE_GROUP for exclusions
-    label: str  # as written by the operator
-    wildcard: bool
-    cased: str | None  # accent-stripped words with case, for case: true terms
-
-
-@dataclass(frozen=True)
-class RegexRef:
-    group: int
-    label: str
-    pattern: object  # re2 compiled pattern
-
+from .match import NONE_GROUP, Hit, RegexRef, TermRef, match_article
 
 class Matcher:
     """All rules compiled once; call :meth:`match` per article."""
@@ -94,9 +76,7 @@ class Matcher:
         if not any(r.rule == ri and r.group == gi and r.cased == cased for r in refs):
             refs.append(TermRef(ri, gi, text, wildcard, cased))
 
-    def match(self, title: str, text: str):
-        from .match import match_article
-
+    def match(self, title: str, text: str) -> list[Hit]:
         return match_article(self, title, text)
 
 

@@ -1,20 +1,38 @@
-"""Match one article against a compiled Matcher: Article text -> [Hit]."""
+"""Match one article against a compiled Matcher: Article text -> [Hit].
+
+``matcher`` arguments are ``compile.Matcher`` objects; this module does not import ``compile``
+(``compile`` imports it), so the two never import each other.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from ..fold import Folded, strip_accents
+from ..models import MAX_TEXT, MAX_TITLE, Snippet
 
-if TYPE_CHECKING:
-    from .compile import Matcher, TermRef
-
-MAX_TITLE = 1_000
-MAX_TEXT = 200_000
 SNIPPET_CHARS = 200
 _WS = re.compile(r"\s+")
+
+
+NONE_GROUP = -1
+
+
+@dataclass(frozen=True)
+class TermRef:
+    rule: int  # index into Matcher.rules
+    group: int  # 0.. positive groups, NONE_GROUP for exclusions
+    label: str  # as written by the operator
+    wildcard: bool
+    cased: str | None  # accent-stripped words with case, for case: true terms
+
+
+@dataclass(frozen=True)
+class RegexRef:
+    group: int
+    label: str
+    pattern: object  # re2 compiled pattern
 
 
 @dataclass
@@ -30,19 +48,7 @@ class Hit:
 
     @property
     def highlighted(self) -> str:
-        return highlight(self.snippet, self.marks)
-
-
-def highlight(snippet: str, marks: list, before: str = "**", after: str = "**") -> str:
-    """Wrap each marked span of the snippet in ``before``/``after``."""
-    out, pos = [], 0
-    for start, end in sorted(marks, key=lambda m: (m[0], -m[1])):
-        if start < pos:
-            continue
-        out += [snippet[pos:start], before, snippet[start:end], after]
-        pos = end
-    out.append(snippet[pos:])
-    return "".join(out)
+        return Snippet.of(self.snippet, self.marks).marked()
 
 
 @dataclass
@@ -59,7 +65,7 @@ def article_text(title: str, text: str) -> str:
     return (title or "")[:MAX_TITLE] + "\n\n" + (text or "")[:MAX_TEXT]
 
 
-def match_article(matcher: "Matcher", title: str, text: str, folded: Folded | None = None) -> list[Hit]:
+def match_article(matcher, title: str, text: str, folded: Folded | None = None) -> list[Hit]:
     if folded is None:
         folded = Folded.of(article_text(title, text))
     occ: dict[int, list[int]] = {}  # key id -> end positions in joined
@@ -77,7 +83,7 @@ def match_article(matcher: "Matcher", title: str, text: str, folded: Folded | No
         candidates.update(primary[kid])
     if not candidates:
         return []
-    found: dict[int, list[tuple[int, int, "TermRef"]]] = {ri: [] for ri in candidates}
+    found: dict[int, list[tuple[int, int, TermRef]]] = {ri: [] for ri in candidates}
     key_len, key_refs = matcher.key_len, matcher.key_refs
     for kid, ends in occ.items():
         length = key_len[kid]
@@ -96,7 +102,7 @@ def match_article(matcher: "Matcher", title: str, text: str, folded: Folded | No
     return hits
 
 
-def _add_secondary(matcher: "Matcher", ri: int, raw: list, joined: str) -> bool:
+def _add_secondary(matcher, ri: int, raw: list, joined: str) -> bool:
     """Find a candidate rule's context and exclusion terms; False as soon as the rule cannot match."""
     rule = matcher.rules[ri]
     limit = MAX_PER_TERM if rule.near is None else 1 << 30
@@ -115,7 +121,7 @@ def _add_secondary(matcher: "Matcher", ri: int, raw: list, joined: str) -> bool:
     return all(g in present for g in range(matcher.group_counts[ri]))
 
 
-def _evaluate(matcher: "Matcher", ri: int, raw: list, folded: Folded) -> Hit | None:
+def _evaluate(matcher, ri: int, raw: list, folded: Folded) -> Hit | None:
     """Decide a candidate rule (``_add_secondary`` has already ruled out missing groups)."""
     rule = matcher.rules[ri]
     ngroups = matcher.group_counts[ri]
@@ -154,7 +160,7 @@ def _first_occurrences(raw: list) -> list:
     return kept
 
 
-def _resolve(start: int, end: int, ref: "TermRef", folded: Folded) -> _Occ | None:
+def _resolve(start: int, end: int, ref: TermRef, folded: Folded) -> _Occ | None:
     """Turn an automaton match (positions in ``joined``) into an occurrence in the original."""
     joined = folded.joined
     stop = joined.find(" ", end) if ref.wildcard else end  # a wildcard match runs to the end of its word

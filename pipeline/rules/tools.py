@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import urlsplit
 
+from ..errors import FetchError
 from ..fetch import Fetcher, Policy
 from ..parse import extract_article
 
@@ -16,7 +17,8 @@ def load_url(url: str, timeout: float = 20.0) -> tuple[str, str]:
             return await f.get(url, Policy(timeout=timeout, own_host=host))
 
     resp = asyncio.run(go())
+    resp.raise_for_error()
     if not resp.ok:
-        raise RuntimeError(resp.error or f"HTTP {resp.status}")
+        raise FetchError(f"HTTP {resp.status} (no page to extract)", "status")
     page = extract_article(resp.body, resp.final_url or url, resp.headers)
     return page.title, page.text

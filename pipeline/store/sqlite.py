@@ -27,27 +27,7 @@ from ..dedup import (COMMON_POSTINGS, MIN_SHARED, SKETCH_DAYS, Overlap, StoredFo
                      is_common, join_stories, shingle_sketch, stored_form, whole_to_sketch_size)
 from ..fold import Folded
 from ..errors import StorageError
-
-UTC = dt.timezone.utc
-
-
-def iso(value: dt.datetime | None) -> str | None:
-    """One timestamp format everywhere: '2026-11-23T10:00:00Z' (sorts as text)."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def now_iso() -> str:
-    return iso(dt.datetime.now(UTC))
-
-
-def parse_iso(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+from ..timestamps import UTC, iso, now_iso, parse_iso  # noqa: F401 (re-exported: store.iso is used widely)
 
 
 # --------------------------------------------------------------------------- schema
@@ -863,6 +843,11 @@ def article_by_url(db: sqlite_utils.Database, url: str) -> dict | None:
         if row:
             return row
     return None
+
+
+def hits_per_rule(db: sqlite_utils.Database) -> dict[str, int]:
+    """How many hits each rule has, most first."""
+    return {r[0]: r[1] for r in db.execute("SELECT rule, count(*) FROM hits GROUP BY rule ORDER BY 2 DESC, 1")}
 
 
 def hit_rules(db: sqlite_utils.Database) -> list[str]:
