@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -122,11 +123,11 @@ class Borderwatch:
 
     def hits(self, rules: list[str] | str | None = None, tags: list[str] | str | None = None, source: str | None = None,
              since: str | dt.datetime | None = None, until: str | dt.datetime | None = None, search: str | None = None,
-             limit: int = 50, suggested: bool = False) -> list[HitRow]:
+             limit: int = 50, suggested: bool = False, language: str | None = None) -> list[HitRow]:
         """Stored articles with hits, newest published first. ``since``/``until`` take '24h', '7d', an ISO date
         or a datetime; ``tags`` keeps rules carrying one of them (read from keywords.yaml); ``search`` is an
         SQLite FTS5 query over titles and texts (InvalidQuery if malformed); ``suggested`` lists the semantic
-        layer's suggestions instead of the rules' hits."""
+        layer's suggestions instead of the rules' hits; ``language`` keeps articles in that language (ISO 639-1)."""
         rule_ids = [rules] if isinstance(rules, str) else list(rules) if rules else None
         tags = [tags] if isinstance(tags, str) else list(tags) if tags else None
         if limit < 1:
@@ -151,7 +152,11 @@ class Borderwatch:
             known_sources = sorted(st.source_states())
             if source not in known_sources:
                 raise InvalidArgument(f"unknown source {source} (known: {', '.join(known_sources) or 'none'})", "source")
-        q = store.HitQuery(rule_ids, source, when(since, "since"), when(until, "until"), search, limit, suggested)
+        if language is not None and not re.fullmatch(r"[A-Za-z]{2,3}", language):
+            raise InvalidArgument(f"{language!r} is not a language code; use a two-letter ISO 639-1 code such as "
+                                  "en or es", "language")
+        q = store.HitQuery(rule_ids, source, when(since, "since"), when(until, "until"), search, limit, suggested,
+                           language=language.lower() if language else None)
         return st.hits(q)
 
     def match(self, title: str, text: str) -> list[Hit]:

@@ -6,6 +6,7 @@ import csv
 import functools
 import json
 import os
+import re
 import shutil
 import sqlite3
 import sys
@@ -267,6 +268,7 @@ def rules_backtest(bw: Borderwatch, since: str | None, as_json: bool, apply: boo
 @click.option("--since", help="Published since WHEN: 24h, 7d or an ISO date.")
 @click.option("--until", help="Published before WHEN.")
 @click.option("--search", help="Full-text query over titles and texts (SQLite FTS5 syntax).")
+@click.option("--language", help="Only articles in this language (ISO 639-1 code: en, es, ...).")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
 @click.option("--suggested", is_flag=True,
               help="Show the semantic layer's suggestions (likely keyword misses, never emailed unless the rule "
@@ -274,10 +276,10 @@ def rules_backtest(bw: Borderwatch, since: str | None, as_json: bool, apply: boo
 @click.option("--json", "as_json", is_flag=True,
               help='One JSON object per line; "rule_versions" gives the version of each rule that made the hit.')
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
-def hits(bw: Borderwatch, rule_ids, tags, source, since, until, search, limit, suggested, as_json, as_csv) -> None:
+def hits(bw: Borderwatch, rule_ids, tags, source, since, until, search, language, limit, suggested, as_json, as_csv) -> None:
     """Query stored hits, newest first."""
     rows = bw.hits(rules=list(rule_ids) or None, tags=list(tags) or None, source=source, since=since, until=until,
-                   search=search, limit=limit, suggested=suggested)
+                   search=search, limit=limit, suggested=suggested, language=language)
     if as_json:
         for row in rows:
             echo_json(row.as_dict())
@@ -309,6 +311,45 @@ def _hits_table(rows: list) -> None:
         title.append("\n" + (r.url or ""), style="dim")
         table.add_row((r.published or "")[:16].replace("T", " "), r.source, ", ".join(r.rules), title, snippet)
     console.print(table)
+
+
+# --------------------------------------------------------------------------- extract
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="FILE_OR_URL...")
+@click.option("--json", "as_json", is_flag=True,
+              help='One JSON object per input per line: {"input", "url", "title", "text", "published", "author", '
+                   '"language", "error"}.')
+@click.option("--base-url", help="The address the FILEs were saved from (resolves their relative links).")
+@click.option("--timeout", default=20.0, show_default=True, type=click.FloatRange(0.1), help="Seconds per URL.")
+def extract(inputs: tuple[str, ...], as_json: bool, base_url: str | None, timeout: float) -> None:
+    """Show the article text borderwatch would store for each page: its title, main text, published
+    date, author and language. FILE is a saved HTML page (- for stdin); a URL is fetched like a
+    poll would (robots.txt, size cap, timeouts). Exit status 1 if any input failed."""
+    from .extract import extract_inputs
+
+    if base_url is not None and not base_url.startswith(("http://", "https://")):
+        raise click.BadParameter("must be an http(s) URL, e.g. https://example.org/news/story.html", param_hint="--base-url")
+    stdin = sys.stdin.buffer.read() if "-" in inputs else None
+    records = extract_inputs(list(inputs), base_url, timeout, stdin)
+    for rec in records:
+        if rec["error"]:
+            click.echo(f"error: {rec['input']}: {rec['error']}", err=True)
+        if as_json:
+            echo_json(rec)
+        elif rec["text"] is not None:
+            if len(records) > 1:
+                click.echo(click.style(f"== {rec['input']}", bold=True))
+            click.echo(click.style(rec["title"] or "(no title)", bold=True))
+            facts = [f"{k}: {rec[k]}" for k in ("url", "published", "author", "language") if rec[k]]
+            if facts:
+                click.echo("  ".join(facts))
+            click.echo()
+            click.echo(rec["text"])
+            click.echo()
+    if any(rec["error"] for rec in records):
+        sys.exit(EXIT_RUNTIME)
 
 
 # --------------------------------------------------------------------------- status

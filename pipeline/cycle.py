@@ -21,7 +21,8 @@ from .config import FeedsConfig, Source
 from .dedup import canonical_url, fingerprint, shingle_sketch
 from .fetch import Fetcher, Policy, Response
 from .fold import Folded
-from .parse import Entry, ParseError, extract_article, page_links, parse_feed, scrub
+from .extract import ArticlePage, detect_language, extract_article
+from .parse import Entry, ParseError, page_links, parse_feed, scrub
 from .models import MAX_TITLE
 from .rules.match import article_text, match_article
 from . import store
@@ -102,6 +103,9 @@ def parse_entries(kind: str, selector: str | None, body: bytes, base: str, heade
     return parse_feed(body, base, headers)
 
 
+LANGUAGE_SAMPLE = 600  # characters of text after the title: enough to tell the language
+
+
 EARLIEST_DATE = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 FUTURE_SLACK = dt.timedelta(days=1)  # clocks and time zones differ; more than this ahead is absurd
 
@@ -135,7 +139,8 @@ def prepare_article(e: Entry, fetched: str, matcher) -> NewArticle:
         url=e.url, guid=e.guid or e.url, title=e.title, text=e.text, author=e.author,
         published=published_or_fetched(e.published, fetched), fetched=fetched,
         fingerprint=fingerprint(body_words, title_words), sketch=sketch, hits=hits, shingles=whole,
-        positions=positions, lead=lead)
+        positions=positions, lead=lead,
+        language=e.language or detect_language(f"{e.title}\n{e.text[:LANGUAGE_SAMPLE]}"))
 
 
 _WORKER_MATCHER = None
@@ -206,6 +211,13 @@ class Poller:
         if self.pool is None:
             return parse_entries(*args)
         return await self.pool.run(parse_entries, *args, fallback=lambda: parse_entries(*args))
+
+    async def _extract(self, body: bytes, url: str, headers: dict) -> ArticlePage:
+        """Article text off the event loop: in the worker process when there is one (a page that kills
+        it yields no text rather than being retried here), else in a thread."""
+        if self.pool is None:
+            return await asyncio.to_thread(extract_article, body, url, headers)
+        return await self.pool.run(extract_article, body, url, headers, fallback=lambda: ArticlePage("", ""))
 
     async def _prepare(self, entries: list[Entry], fetched: str) -> list[NewArticle]:
         def here() -> list[NewArticle]:
@@ -321,7 +333,7 @@ class Poller:
                 outcome.backlog_put.append(w.backlog(error=r.error, next_attempt=iso(now + dt.timedelta(seconds=wait))))
                 w.requeued = True
                 return None
-            page = await asyncio.to_thread(extract_article, r.body, r.final_url or e.url, r.headers)
+            page = await self._extract(r.body, r.final_url or e.url, r.headers)
             if page.canonical:
                 e.url = canonical_url(page.canonical)
             e.title = e.title or page.title
@@ -329,6 +341,7 @@ class Poller:
                 e.text = page.text
             e.published = e.published or page.published
             e.author = e.author or page.author
+            e.language = page.language
             return e
 
         fetched = await asyncio.gather(*(one(w) for w in work))

@@ -63,12 +63,13 @@ class HitRow:
     story: int | None
     rule_versions: dict | None = None  # rule id -> the version of the rule that made the hit
     rules_modified: dict | None = None  # rule id -> keywords.yaml's modification time when the hit was made
+    language: str | None = None  # ISO 639-1 code of the article's language
 
     def as_dict(self) -> dict:
         """The JSON shape of `borderwatch hits --json` (snippet with **marks**)."""
         return {"url": self.url, "title": self.title, "source": self.source, "published": self.published,
                 "fetched": self.fetched, "rules": self.rules, "snippet": self.snippet.marked(), "story": self.story,
-                "rule_versions": self.rule_versions, "rules_modified": self.rules_modified}
+                "language": self.language, "rule_versions": self.rule_versions, "rules_modified": self.rules_modified}
 
 
 @dataclass(frozen=True)

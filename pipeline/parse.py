@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
-from bs4 import BeautifulSoup, Comment
+from bs4 import BeautifulSoup
 
 from .errors import BorderwatchError
 from .models import MAX_TEXT, MAX_TITLE
@@ -36,9 +36,6 @@ _TAGGISH = re.compile(r"[<&]")
 _WS = re.compile(r"[ \t\r\f\v]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 _XML_ENCODING = re.compile(rb"^\s*<\?xml[^>]*encoding=", re.I)
-_BOILERPLATE = re.compile(
-    r"(^|[\s_-])(nav|navbar|menu|footer|sidebar|comments?|share|sharing|social|related|promo|advert|ads?|"
-    r"cookie|newsletter|subscribe|breadcrumbs?|masthead|skip)([\s_-]|$)", re.I)
 
 
 class ParseError(BorderwatchError):
@@ -57,6 +54,7 @@ class Entry:
     published: dt.datetime | None = None
     teaser: bool = False
     extra: dict = field(default_factory=dict)
+    language: str | None = None  # ISO 639-1, when the article page declares or shows it
 
 
 # --------------------------------------------------------------------------- text helpers
@@ -347,53 +345,3 @@ def page_links(body: bytes, base_url: str, selector: str, headers: dict[str, str
         raise ParseError(f"selector matched nothing: link_selector {selector!r} matched {len(matched)} element(s) "
                          "but no http(s) article link (fix link_selector in feeds.yaml)")
     return entries
-
-
-@dataclass
-class ArticlePage:
-    title: str
-    text: str
-    canonical: str | None = None
-    published: dt.datetime | None = None
-    author: str = ""
-
-
-def extract_article(body: bytes, url: str, headers: dict[str, str] | None = None) -> ArticlePage:
-    """Main text of an article page: no navigation, scripts, comments, footers or asides."""
-    soup = _soup(body, headers)
-    canonical = None
-    link = soup.find("link", rel=lambda v: v and "canonical" in (v if isinstance(v, list) else [v]), href=True)
-    if link:
-        canonical = urljoin(url, scrub(link["href"]).strip())
-        if urlsplit(canonical).scheme not in ("http", "https"):
-            canonical = None
-    title = _meta(soup, "og:title") or (soup.title.get_text(" ") if soup.title else "")
-    h1 = soup.find("h1")
-    if h1 and h1.get_text(strip=True):
-        title = h1.get_text(" ")
-    published = _parse_time(_meta(soup, "article:published_time") or _meta(soup, "date")
-                            or (soup.find("time", datetime=True) or {}).get("datetime"))
-    author = _meta(soup, "author") or _meta(soup, "article:author") or ""
-    for bad in soup(["script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form",
-                     "iframe", "svg", "button", "select", "figure"]):
-        bad.decompose()
-    for c in soup.find_all(string=lambda s: isinstance(s, Comment)):
-        c.extract()
-    for el in soup.find_all(True):
-        if el.decomposed or el.attrs is None:
-            continue
-        marker = " ".join(el.get("class", []) or []) + " " + (el.get("id") or "") + " " + (el.get("role") or "")
-        if el.name not in ("body", "html", "article", "main") and _BOILERPLATE.search(marker):
-            el.decompose()
-    root = (soup.find(attrs={"itemprop": "articleBody"}) or soup.find("article") or soup.find("main")
-            or soup.find(attrs={"role": "main"}) or soup.body or soup)
-    blocks = [b.get_text(" ", strip=True) for b in root.find_all(["p", "h2", "h3", "li", "blockquote"])]
-    text = "\n\n".join(b for b in blocks if b)
-    if len(text) < 200:
-        text = root.get_text("\n", strip=True)
-    return ArticlePage(clean_title(title), _tidy(text)[:MAX_TEXT], canonical, published, clean_title(author)[:200])
-
-
-def _meta(soup: BeautifulSoup, name: str) -> str:
-    tag = soup.find("meta", attrs={"property": name}) or soup.find("meta", attrs={"name": name})
-    return tag.get("content", "").strip() if tag else ""

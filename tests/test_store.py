@@ -190,7 +190,7 @@ def test_hits_cli_output_formats(tmp_path):
     out = cli("hits", "--db", str(path), "--json", "--rule", "fentanyl")
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["title"] for r in lines] == ["Title 3", "Title 1"]
-    assert set(lines[0]) == {"url", "title", "source", "published", "fetched", "rules", "snippet", "story",
+    assert set(lines[0]) == {"url", "title", "source", "published", "fetched", "rules", "snippet", "story", "language",
                              "rule_versions", "rules_modified"}
     assert lines[0]["rules"] == ["fentanyl"] and "**" in lines[0]["snippet"]
     csv_out = cli("hits", "--db", str(path), "--csv", "--since", "2026-11-21")

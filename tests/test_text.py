@@ -118,3 +118,112 @@ def test_selector_matching_nothing_is_a_failed_poll_shown_in_status(server, tmp_
     assert status["redesigned"]["last_error"].startswith("selector matched nothing: link_selector 'li.story h3 a'")
     assert status["nolinks"]["last_error"].startswith("selector matched nothing")
     assert status["redesigned"]["last_success"] is None
+
+
+# --------------------------------------------------------------------------- borderwatch extract
+
+ARTICLE_ES = """<html lang="es-MX"><head><title>Aseguran precursores | Diario</title>
+<link rel="canonical" href="/nota/precursores?utm_source=rss&b=2&a=1"></head><body>
+<nav><a href="/">Inicio</a> <a href="/seguridad">Seguridad</a></nav>
+<article><h1>Aseguran en Manzanillo contenedores con precursores químicos</h1>
+<p class="autor">Por Karla Mendoza</p><p class="fecha">19 de junio de 2026</p>
+<p>Elementos de la Secretaría de Marina aseguraron en el puerto de Manzanillo, Colima, seis contenedores con más de
+80 toneladas de sustancias químicas que pueden utilizarse para producir drogas sintéticas.</p>
+<p>La carga, procedente de Asia, había sido declarada como materia prima para la industria de pinturas, pero una
+revisión detectó inconsistencias en los documentos y en el peso de los contenedores.</p></article>
+<section class="mas"><h3>Más noticias</h3><ul><li><a href="/a">Cae líder del Cártel de Sinaloa</a></li></ul></section>
+</body></html>"""
+
+
+def _extract_json(*args, **kw) -> tuple[int, list[dict], str]:
+    out = bw("extract", "--json", *args, **kw)
+    return out.returncode, [json.loads(line) for line in out.stdout.splitlines()], out.stderr
+
+
+def test_extract_json_on_a_file(tmp_path):
+    page = tmp_path / "nota.html"
+    page.write_text(ARTICLE_ES, encoding="utf-8")
+    code, records, err = _extract_json(str(page), "--base-url", "https://diario.example/seccion/x.html")
+    assert code == 0, err
+    assert len(records) == 1
+    rec = records[0]
+    assert set(rec) == {"input", "url", "title", "text", "published", "author", "language", "error"}
+    assert rec["input"] == str(page) and rec["error"] is None
+    assert rec["url"] == "https://diario.example/nota/precursores?a=1&b=2"  # rel=canonical, canonicalised
+    assert rec["title"] == "Aseguran en Manzanillo contenedores con precursores químicos"
+    assert rec["text"].startswith("Elementos de la Secretaría de Marina") and "Más noticias" not in rec["text"]
+    assert rec["published"] == "2026-06-19T00:00:00Z" and rec["author"] == "Karla Mendoza" and rec["language"] == "es"
+
+
+def test_extract_json_on_a_url_and_errors_per_input(server, tmp_path):
+    server.routes["/robots.txt"] = Reply(body=b"User-agent: *\nDisallow: /privado/\n")
+    server.routes["/nota/1"] = Reply(body=ARTICLE_ES.encode("utf-8"), headers={"Content-Type": "text/html; charset=utf-8"})
+    server.routes["/privado/2"] = Reply(body=ARTICLE_ES.encode("utf-8"))
+    code, records, err = _extract_json(server.url("/nota/1"), server.url("/falta"), server.url("/privado/2"),
+                                       str(tmp_path / "no-such.html"))
+    assert code == 1  # some inputs failed
+    assert [r["input"] for r in records] == [server.url("/nota/1"), server.url("/falta"), server.url("/privado/2"),
+                                             str(tmp_path / "no-such.html")]
+    ok, missing, private, nofile = records
+    assert ok["error"] is None and ok["url"] == server.url("/nota/precursores?a=1&b=2")
+    assert ok["language"] == "es" and ok["published"] == "2026-06-19T00:00:00Z" and "toneladas" in ok["text"]
+    assert missing["error"] == "HTTP 404" and missing["text"] is None
+    assert private["error"] == "disallowed by robots.txt"
+    assert nofile["error"].startswith("cannot read") and "No such file" in nofile["error"]
+    assert "/privado/2" not in server.hits
+    assert len(err.strip().splitlines()) == 3 and all(line.startswith("error: ") for line in err.strip().splitlines())
+
+
+def test_extract_human_output_and_usage_errors(tmp_path):
+    page = tmp_path / "nota.html"
+    page.write_text(ARTICLE_ES, encoding="utf-8")
+    out = bw("extract", str(page))
+    assert out.returncode == 0 and out.stdout.startswith("Aseguran en Manzanillo") and "language: es" in out.stdout
+    bad = bw("extract", str(page), "--base-url", "ftp://x")
+    assert bad.returncode == 2 and "--base-url" in bad.stderr and "Traceback" not in bad.stderr
+    assert bw("extract").returncode == 2
+
+
+# --------------------------------------------------------------------------- language on stored articles
+
+
+def test_language_is_stored_shown_and_filtered(server, tmp_path):
+    from conftest import rss
+
+    server.routes["/feed"] = Reply(body=rss([
+        {"title": "Detienen a operador del Cártel de Sinaloa en Culiacán", "link": "https://x.example/1", "guid": "1",
+         "description": "La Fiscalía General de la República informó la detención de un operador financiero del "
+                        "Cártel de Sinaloa durante un operativo en la capital del estado."},
+        {"title": "Sinaloa Cartel operative arrested in Culiacán", "link": "https://x.example/2", "guid": "2",
+         "description": "Mexican prosecutors said on Thursday that a financial operative of the Sinaloa Cartel was "
+                        "arrested during an operation in the state capital."}]))
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(f"sources:\n  - id: f\n    url: {server.url('/feed')}\n")
+    common = ["--feeds", str(feeds), "--db", str(tmp_path / "l.db")]
+    from test_cli import ROOT
+
+    assert bw("run", "--once", *common, "--keywords", str(ROOT / "keywords.yaml"), cwd=tmp_path).returncode == 0
+    db = ["--db", str(tmp_path / "l.db")]
+    every = [json.loads(line) for line in bw("hits", "--json", *db).stdout.splitlines()]
+    assert sorted(r["language"] for r in every) == ["en", "es"]
+    spanish = [json.loads(line) for line in bw("hits", "--json", "--language", "es", *db).stdout.splitlines()]
+    assert [r["url"] for r in spanish] == ["https://x.example/1"]
+    assert bw("hits", "--language", "ES", *db).returncode == 0
+    bad = bw("hits", "--language", "spanish!", *db)
+    assert bad.returncode == 2 and "--language" in bad.stderr
+
+
+def test_language_column_added_by_migration_to_an_old_database(tmp_path):
+    import sqlite3
+
+    import sqlite_utils
+
+    from pipeline import store
+
+    conn = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+    store.apply_migrations(sqlite_utils.Database(conn), upto=4)  # a database from before the language column
+    conn.execute("INSERT INTO sources (id, name, url) VALUES ('s', 'S', 'http://s/')")
+    conn.execute("INSERT INTO articles (id, source, guid, url, title, text) VALUES (1, 's', 'g', 'http://s/1', 'T', 'x')")
+    conn.close()
+    db = store.connect(tmp_path / "old.db")
+    assert [(r["id"], r["language"]) for r in db.query("SELECT id, language FROM articles")] == [(1, None)]

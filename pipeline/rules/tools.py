@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from ..errors import FetchError
 from ..fetch import Fetcher, Policy
-from ..parse import extract_article
+from ..extract import extract_article
 
 
 def load_url(url: str, timeout: float = 20.0) -> tuple[str, str]:

@@ -146,6 +146,10 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
         PRIMARY KEY (kind, source, value)
     ) WITHOUT ROWID;
     """,
+    # 12: the article's language (ISO 639-1; NULL for articles stored before, or undetermined)
+    """
+    ALTER TABLE articles ADD COLUMN language TEXT;
+    """,
 ]
 
 STORIES_SCHEMA = """
@@ -458,6 +462,7 @@ class NewArticle:
     shingles: list[int] = field(default_factory=list)  # every shingle hash, for a short text (dedup.shingle_sketch)
     positions: dict[int, int] = field(default_factory=dict)  # hash -> word position of its first occurrence
     lead: list[int] = field(default_factory=list)  # the lead's shingles that are not in the sketch
+    language: str | None = None  # ISO 639-1 code
 
 
 def known_keys(db: sqlite_utils.Database, source: str, guids: list[str], urls: list[str]) -> tuple[set[str], set[str]]:
@@ -587,9 +592,9 @@ def _save_one(conn: sqlite3.Connection, outcome: PollOutcome, decide: Decide) ->
             conn.execute("UPDATE stories SET copies = copies + 1 WHERE id = ?", (art.story_id,))
         art.id = conn.execute(
             "INSERT INTO articles (source, guid, url, title, text, author, published, fetched, fingerprint,"
-            " story, sketch_size) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            " story, sketch_size, language) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (outcome.source, art.guid, art.url, art.title, art.text, art.author, art.published, art.fetched,
-             art.fingerprint, art.story_id, form.size)).lastrowid
+             art.fingerprint, art.story_id, form.size, art.language)).lastrowid
         conn.execute("INSERT OR IGNORE INTO guids (source, guid, article) VALUES (?, ?, ?)",
                      (outcome.source, art.guid, art.id))
         _store_sketch(conn, art.id, art.story_id, outcome.source, art.fetched, form, art.positions, crowded)
@@ -782,6 +787,7 @@ class HitQuery:
     search: str | None = None
     limit: int = 50
     suggested: bool = False  # only the semantic layer's suggestions instead of the rules' hits
+    language: str | None = None  # ISO 639-1 code, e.g. "es"
 
 
 SEARCH_WINDOW = 5000  # with --search: the newest-fetched matches considered, then sorted by published
@@ -800,6 +806,9 @@ def query_hits(db: sqlite_utils.Database, q: HitQuery) -> list[dict]:
     if q.source:
         where.append("a.source = ?")
         params.append(q.source)
+    if q.language:
+        where.append("a.language = ?")
+        params.append(q.language.lower())
     if q.since:
         where.append("a.published >= ?")
         params.append(q.since)
@@ -813,7 +822,7 @@ def query_hits(db: sqlite_utils.Database, q: HitQuery) -> list[dict]:
     sql = f"""
         WITH page AS (SELECT a.id FROM articles a WHERE {' AND '.join(where)}
                       ORDER BY a.published DESC, a.id DESC LIMIT ?)
-        SELECT a.id, a.url, a.title, a.source, s.name AS source_name, a.published, a.fetched, a.story,
+        SELECT a.id, a.url, a.title, a.source, s.name AS source_name, a.published, a.fetched, a.story, a.language,
                (SELECT json_group_array(rule) FROM (SELECT rule FROM hits WHERE article = a.id
                                                     AND suggested = {int(q.suggested)} ORDER BY id)) AS rules,
                (SELECT json_group_object(rule, coalesce(rule_version, '')) FROM hits

@@ -64,7 +64,7 @@ class SQLiteStore:
             raise
         return [HitRow(r["id"], r["url"], r["title"], r["source"], r["source_name"], r["published"], r["fetched"],
                        r["rules"], Snippet.of(r["snippet"], r["marks"]), r["story"], r.get("rule_versions"),
-                       r.get("rules_mtime")) for r in rows]
+                       r.get("rules_mtime"), r.get("language")) for r in rows]
 
     def article_by_url(self, url: str) -> dict | None:
         return sql.article_by_url(self.db, url)
