@@ -21,7 +21,7 @@ _EXPORTS = {
     "open": "app", "Borderwatch": "app", "CheckReport": "app", "OPMLImport": "opml",
     "Settings": "settings",
     "HitRow": "models", "Snippet": "models", "SourceState": "models", "Subscriber": "models", "Delivery": "models",
-    "Hit": "rules.match", "Backtest": "rules.backtest", "StatusReport": "status",
+    "Hit": "rules.match", "Transport": "digest.send", "Backtest": "rules.backtest", "StatusReport": "status",
     "BorderwatchError": "errors", "ConfigError": "errors", "ConfigIssue": "errors", "InvalidArgument": "errors",
     "InvalidQuery": "errors", "NotFound": "errors", "AlreadyExists": "errors", "MissingExtra": "errors", "AlreadyRunning": "errors", "StorageError": "errors",
     "FetchError": "errors", "Blocked": "errors", "DeliveryError": "errors", "TransientError": "errors",

@@ -41,6 +41,7 @@ import time
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from pathlib import Path
+from typing import Protocol
 
 from .. import store
 from ..errors import DeliveryError, NotFound, PermanentError, TransientError, UnknownOutcome
@@ -100,6 +101,17 @@ class _Guard:
     def close(self) -> None:
         self._done.set()
         self._thread.join()
+
+
+class Transport(Protocol):
+    """How a rendered digest leaves: SMTPTransport, OutboxTransport (.eml files), ChannelTransport (Apprise).
+
+    ``send`` raises TransientError (retry later), PermanentError (give up) or UnknownOutcome (the message
+    may have arrived); it calls ``on_committing()`` just before the point of no return (SMTP's final dot)."""
+
+    def send(self, sender: str, to: str, data: bytes, on_committing) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class SMTPTransport:
