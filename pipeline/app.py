@@ -186,6 +186,16 @@ class Borderwatch:
         except FetchError as exc:
             raise FetchError(f"cannot load {url}: {exc}", exc.kind) from None
 
+    def extract_pages(self, inputs: list[str], base_url: str | None = None, timeout: float = 20.0,
+                      stdin: bytes | None = None) -> list[dict]:
+        """What borderwatch would store for each page (a saved HTML file, ``-`` for ``stdin``, or a URL fetched
+        like a poll): {"input", "url", "title", "text", "published", "author", "language", "error"} records."""
+        from .extract import extract_inputs
+
+        if base_url is not None and not base_url.startswith(("http://", "https://")):
+            raise InvalidArgument("must be an http(s) URL, e.g. https://example.org/news/story.html", "base_url")
+        return extract_inputs(list(inputs), base_url, timeout, stdin)
+
     def backtest(self, since: str | dt.datetime | None = None, apply: bool = False) -> Backtest:
         """Run the current rules over stored articles (published since ``since``) and compare with the
         stored hits; with ``apply``, store the added hits as backfilled (never emailed)."""

@@ -317,22 +317,19 @@ def _hits_table(rows: list) -> None:
 
 
 @main.command()
+@face(feeds=False, keywords=False, db=False)
 @click.argument("inputs", nargs=-1, required=True, metavar="FILE_OR_URL...")
 @click.option("--json", "as_json", is_flag=True,
               help='One JSON object per input per line: {"input", "url", "title", "text", "published", "author", '
                    '"language", "error"}.')
 @click.option("--base-url", help="The address the FILEs were saved from (resolves their relative links).")
 @click.option("--timeout", default=20.0, show_default=True, type=click.FloatRange(0.1), help="Seconds per URL.")
-def extract(inputs: tuple[str, ...], as_json: bool, base_url: str | None, timeout: float) -> None:
+def extract(bw: Borderwatch, inputs: tuple[str, ...], as_json: bool, base_url: str | None, timeout: float) -> None:
     """Show the article text borderwatch would store for each page: its title, main text, published
     date, author and language. FILE is a saved HTML page (- for stdin); a URL is fetched like a
     poll would (robots.txt, size cap, timeouts). Exit status 1 if any input failed."""
-    from .extract import extract_inputs
-
-    if base_url is not None and not base_url.startswith(("http://", "https://")):
-        raise click.BadParameter("must be an http(s) URL, e.g. https://example.org/news/story.html", param_hint="--base-url")
     stdin = sys.stdin.buffer.read() if "-" in inputs else None
-    records = extract_inputs(list(inputs), base_url, timeout, stdin)
+    records = bw.extract_pages(list(inputs), base_url, timeout, stdin)
     for rec in records:
         if rec["error"]:
             click.echo(f"error: {rec['input']}: {rec['error']}", err=True)
