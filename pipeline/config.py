@@ -46,8 +46,59 @@ class LineList(list):
         return self.item_lines[index] if index < len(self.item_lines) else self.line
 
 
+MAX_ALIAS_NODES = 100_000  # values that aliases may add by expansion (an alias bomb adds billions)
+
+
 class _Loader(yaml.SafeLoader):
-    pass
+    first_alias: yaml.Mark | None = None
+
+    def compose_node(self, parent, index):
+        if self.first_alias is None and self.check_event(yaml.AliasEvent):
+            self.first_alias = self.peek_event().start_mark
+        return super().compose_node(parent, index)
+
+
+def _expanded_size(root: yaml.Node, cap: int) -> tuple[int, int]:
+    """(distinct nodes, nodes once every alias is expanded, counted up to ``cap + 1``) without
+    expanding anything: each shared node's size is computed once. A node that contains
+    itself (a recursive alias) counts as ``cap + 1``."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+
+    def children(node: yaml.Node) -> list[yaml.Node]:
+        if isinstance(node, yaml.MappingNode):
+            return [n for pair in node.value for n in pair]
+        return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            on_path.discard(key)
+            sizes[key] = min(cap + 1, 1 + sum(sizes[id(c)] for c in children(node)))
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            return len(sizes), cap + 1
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children(node) if id(c) not in sizes)
+    return len(sizes), sizes[id(root)]
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """A value for an error message, bounded whatever its size (never the repr of a whole structure)."""
+    if isinstance(value, str):
+        return repr(value[:limit]) + (f" (+{len(value) - limit:,} more characters)" if len(value) > limit else "")
+    if value is None or isinstance(value, (bool, float)) or (isinstance(value, int) and abs(value) < 10**limit):
+        return repr(value)
+    if isinstance(value, dict):
+        return f"a mapping of {len(value):,} keys"
+    if isinstance(value, (list, tuple)):
+        return f"a list of {len(value):,} items"
+    return f"a {type(value).__name__}"
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
@@ -58,6 +109,9 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
+        if not isinstance(key, (str, int, float, bool)) and key is not None:
+            raise yaml.constructor.ConstructorError(None, None, "a mapping key must be a plain word or number",
+                                                    key_node.start_mark)
         if key in result:
             loader.duplicate_keys.append((line, key))
         result[key] = loader.construct_object(value_node, deep=True)
@@ -88,20 +142,38 @@ def load_yaml(path: str | os.PathLike) -> tuple[Any, list[ConfigIssue]]:
     loader = _Loader(text)
     loader.duplicate_keys = []
     try:
-        data = loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None, []
+        if loader.first_alias is not None:  # refuse an alias bomb before building any value
+            distinct, expanded = _expanded_size(node, distinct_cap := MAX_ALIAS_NODES + _node_count(text))
+            if expanded > distinct_cap or expanded - distinct > MAX_ALIAS_NODES:
+                return None, [ConfigIssue(name, loader.first_alias.line + 1,
+                                          f"YAML aliases (*name) here expand to more than {MAX_ALIAS_NODES:,} extra "
+                                          "values, or refer to themselves: write the values out instead")]
+        data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
         problem = exc.problem or str(exc)
         if "could not determine a constructor" in problem:
-            problem = "unsafe or unknown YAML tag " + problem.split("tag", 1)[-1].strip() + " (only plain YAML is allowed)"
-        return None, [ConfigIssue(name, line, f"YAML error: {problem}")]
+            problem = "unsafe or unknown YAML tag " + problem.split("tag", 1)[-1].strip()[:80] + " (only plain YAML is allowed)"
+        return None, [ConfigIssue(name, line, f"YAML error: {problem[:300]}")]
     except yaml.YAMLError as exc:
-        return None, [ConfigIssue(name, 0, f"YAML error: {exc}")]
+        return None, [ConfigIssue(name, 0, f"YAML error: {str(exc)[:300]}")]
+    except RecursionError:
+        return None, [ConfigIssue(name, 0, "YAML error: nested too deeply")]
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        return None, [ConfigIssue(name, 0, f"YAML error: {str(exc)[:200]}")]
     finally:
         loader.dispose()
-    issues = [ConfigIssue(name, line, f"duplicate key {key!r}") for line, key in loader.duplicate_keys]
+    issues = [ConfigIssue(name, line, f"duplicate key {_show(key)}") for line, key in loader.duplicate_keys]
     return data, issues
+
+
+def _node_count(text: str) -> int:
+    """An upper bound on the nodes a document of this size can hold without aliases."""
+    return len(text) // 2 + 1
 
 
 def parse_duration(value: Any) -> float | None:
@@ -145,17 +217,17 @@ class _Checker:
     def unknown_keys(self, mapping: LineDict, allowed: set[str], what: str) -> None:
         for key in mapping:
             if key not in allowed:
-                self.add(mapping.line_of(key), f"unknown key {key!r} in {what} (allowed: {', '.join(sorted(allowed))})")
+                self.add(mapping.line_of(key), f"unknown key {_show(key)} in {what} (allowed: {', '.join(sorted(allowed))})")
 
 
 def _entry_id(chk: _Checker, raw: LineDict, seen: dict[str, int], what: str) -> str | None:
     """A source's or rule's id: well-formed and unique (``seen`` maps ids to their lines)."""
     value = raw.get("id")
     if not isinstance(value, str) or not ID_RE.match(value):
-        chk.add(raw.line_of("id"), f"{what} id must match [a-z0-9-], got {value!r}")
+        chk.add(raw.line_of("id"), f"{what} id must match [a-z0-9-], got {_show(value)}")
         return None
     if value in seen:
-        chk.add(raw.line_of("id"), f"duplicate {what} id {value!r} (first at line {seen[value]})")
+        chk.add(raw.line_of("id"), f"duplicate {what} id {_show(value)} (first at line {seen[value]})")
         return None
     seen[value] = raw.line_of("id")
     return value
@@ -223,7 +295,7 @@ def _check_url(chk: _Checker, line: int, url: Any) -> bool:
         return False
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        chk.add(line, f"url must be an absolute http(s) URL, got {url!r}")
+        chk.add(line, f"url must be an absolute http(s) URL, got {_show(url)}")
         return False
     return True
 
@@ -233,7 +305,7 @@ def _duration_field(chk: _Checker, mapping: LineDict, key: str, default: float, 
         return default
     value = parse_duration(mapping[key])
     if value is None or value < minimum:
-        chk.add(mapping.line_of(key), f"{key} must be a duration like 30s, 15m, 2h (minimum {minimum:g}s), got {mapping[key]!r}")
+        chk.add(mapping.line_of(key), f"{key} must be a duration like 30s, 15m, 2h (minimum {minimum:g}s), got {_show(mapping[key])}")
         return default
     return value
 
@@ -253,7 +325,7 @@ def _timeout_field(chk: _Checker, mapping: LineDict, default: tuple[float, float
     if not isinstance(value, dict):
         total = parse_duration(value)
         if total is None or total < 0.1:
-            chk.add(line, f"timeout must be a duration like 20s (minimum 0.1s) or a mapping of connect/read/total, got {value!r}")
+            chk.add(line, f"timeout must be a duration like 20s (minimum 0.1s) or a mapping of connect/read/total, got {_show(value)}")
             return default
         return total, None, None
     chk.unknown_keys(value, set(_TIMEOUT_KEYS), "timeout")
@@ -262,7 +334,7 @@ def _timeout_field(chk: _Checker, mapping: LineDict, default: tuple[float, float
         if key in value:
             seconds = parse_duration(value[key])
             if seconds is None or seconds < 0.1:
-                chk.add(value.line_of(key), f"timeout {key} must be a duration like 20s (minimum 0.1s), got {value[key]!r}")
+                chk.add(value.line_of(key), f"timeout {key} must be a duration like 20s (minimum 0.1s), got {_show(value[key])}")
                 seconds = None
             found[key] = seconds
     total = found.get("total") or max([v for v in (found.get("connect"), found.get("read")) if v] or [default[0]])
@@ -272,7 +344,7 @@ def _timeout_field(chk: _Checker, mapping: LineDict, default: tuple[float, float
 def _bool_field(chk: _Checker, mapping: LineDict, key: str, default: bool) -> bool:
     value = mapping.get(key, default)
     if not isinstance(value, bool):
-        chk.add(mapping.line_of(key), f"{key} must be true or false, got {value!r}")
+        chk.add(mapping.line_of(key), f"{key} must be true or false, got {_show(value)}")
         return default
     return value
 
@@ -329,7 +401,7 @@ def parse_feeds(data: Any, file: str) -> tuple[FeedsConfig | None, list[ConfigIs
         ok = _check_url(chk, raw.line_of("url"), raw.get("url"))
         stype = raw.get("type", "feed")
         if stype not in ("feed", "page"):
-            chk.add(raw.line_of("type"), f"type must be 'feed' or 'page', got {stype!r}")
+            chk.add(raw.line_of("type"), f"type must be 'feed' or 'page', got {_show(stype)}")
             continue
         selector = raw.get("link_selector")
         if stype == "page" and not selector:
@@ -366,7 +438,7 @@ def parse_feeds(data: Any, file: str) -> tuple[FeedsConfig | None, list[ConfigIs
 def _failing_after(chk: _Checker, mapping: LineDict, default: int | None) -> int | None:
     value = mapping.get("failing_after", default)
     if value is not default and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        chk.add(mapping.line_of("failing_after"), f"failing_after must be a positive number of polls, got {value!r}")
+        chk.add(mapping.line_of("failing_after"), f"failing_after must be a positive number of polls, got {_show(value)}")
         return default
     return value
 
@@ -420,7 +492,7 @@ def _check_selector(chk: _Checker, line: int, selector: Any) -> str | None:
     try:
         soupsieve.compile(selector)
     except Exception as exc:  # soupsieve raises SelectorSyntaxError and friends
-        chk.add(line, f"invalid CSS selector {selector!r}: {str(exc).splitlines()[0]}")
+        chk.add(line, f"invalid CSS selector {_show(selector)}: {str(exc).splitlines()[0]}")
         return None
     return selector
 
@@ -501,7 +573,7 @@ _TERM_KEYS = {"term", "regex", "case"}
 
 def _parse_term(chk: _Checker, item: Any, line: int) -> Term | None:
     if isinstance(item, bool) or item is None:
-        chk.add(line, f"a term must be a word or phrase, got {item!r}")
+        chk.add(line, f"a term must be a word or phrase, got {_show(item)}")
         return None
     if isinstance(item, (str, int, float)):
         return _validate_term(chk, Term(str(item), line=line))
@@ -514,6 +586,11 @@ def _parse_term(chk: _Checker, item: Any, line: int) -> Term | None:
         if not isinstance(case, bool):
             chk.add(item.line_of("case"), "case must be true or false")
             case = False
+        kind = "regex" if "regex" in item else "term"
+        value = item[kind]
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            chk.add(item.line_of(kind), f"{kind} must be a word, phrase or pattern, got {_show(value)}")
+            return None
         if "regex" in item:
             return _validate_regex(chk, Term(str(item["regex"]), case=case, regex=True, line=item.line_of("regex")))
         return _validate_term(chk, Term(str(item["term"]), case=case, line=item.line_of("term")))
@@ -529,18 +606,19 @@ def _validate_term(chk: _Checker, term: Term) -> Term | None:
         chk.add(term.line, "empty term")
         return None
     if "*" in text.rstrip("*") or text.endswith("**"):
-        chk.add(term.line, f"term {text!r}: '*' is only allowed once, at the end of the last word")
+        chk.add(term.line, f"term {_show(text)}: '*' is only allowed once, at the end of the last word")
         return None
     if not term_words(text.rstrip("*")):
-        chk.add(term.line, f"term {text!r} has no letters or digits to match")
+        chk.add(term.line, f"term {_show(text)} has no letters or digits to match")
         return None
     if text.endswith("*") and len(term_words(text.rstrip("*"))[-1]) < 3:
-        chk.add(term.line, f"term {text!r}: a wildcard needs at least 3 letters before '*' (it would match almost anything)")
+        chk.add(term.line, f"term {_show(text)}: a wildcard needs at least 3 letters before '*' (it would match almost anything)")
         return None
     return Term(text, term.case, False, term.line)
 
 
 MAX_REGEX_LEN = 1000
+MAX_TITLE_LEN = 500
 
 
 def _validate_regex(chk: _Checker, term: Term) -> Term | None:
@@ -561,13 +639,13 @@ def _validate_regex(chk: _Checker, term: Term) -> Term | None:
         detail = exc.args[0] if exc.args else exc
         if isinstance(detail, bytes):
             detail = detail.decode("utf-8", "replace")
-        chk.add(term.line, f"invalid regex {term.text!r}: {detail} (regexes use RE2 syntax: no backreferences or lookaround)")
+        chk.add(term.line, f"invalid regex {_show(term.text)}: {detail} (regexes use RE2 syntax: no backreferences or lookaround)")
         return None
     return term
 
 
 def _parse_terms(chk: _Checker, raw: Any, line: int, what: str) -> tuple[Term, ...]:
-    if isinstance(raw, (str, LineDict)):
+    if isinstance(raw, (str, int, float, LineDict)) and not isinstance(raw, bool):
         raw_list = LineList([raw])
         raw_list.line, raw_list.item_lines = line, [line]
         raw = raw_list
@@ -592,7 +670,7 @@ def _parse_all(chk: _Checker, raw: Any, line: int) -> tuple[tuple[Term, ...], ..
             chk.unknown_keys(item, {"any"}, "all-group")
             group = _parse_terms(chk, item["any"], item.line_of("any"), "any")
         else:
-            group = _parse_terms(chk, LineList([item]) if not isinstance(item, LineList) else item, item_line, "all item")
+            group = _parse_terms(chk, item, item_line, "all item")  # a single term, or a list of terms
         if group:
             groups.append(group)
     return tuple(groups)
@@ -637,18 +715,22 @@ def parse_rules(data: Any, file: str) -> tuple[RuleSet | None, list[ConfigIssue]
             chk.add(raw.line_of("tags"), "tags must be a list of words")
             tags = []
         title = raw.get("title", rid)
+        if isinstance(title, (int, float)) and not isinstance(title, bool):
+            title = str(title)
+        if not isinstance(title, str) or len(title) > MAX_TITLE_LEN:
+            chk.add(raw.line_of("title"), f"title must be text of at most {MAX_TITLE_LEN} characters, got {_show(title)}")
         about = raw.get("about", "")
         if not isinstance(about, str) or ("about" in raw and not about.strip()) or len(about) > MAX_ABOUT:
             chk.add(raw.line_of("about"), f"rule {rid!r}: about must be a paragraph of text (1 to {MAX_ABOUT} characters) "
                                           "saying what the rule is about")
             about = ""
         suggest = raw.get("suggest", "store")
-        if suggest not in SUGGEST_MODES:
+        if not isinstance(suggest, str) or suggest not in SUGGEST_MODES:
             chk.add(raw.line_of("suggest"), f"rule {rid!r}: suggest must be one of {', '.join(SUGGEST_MODES)} "
                                             "(store: shown by `hits --suggested`, email: also sent to subscribers)")
             suggest = "store"
         if len(chk.issues) == before:
-            rules.append(Rule(rid, str(title), tuple(tags), any_terms, all_groups, none_terms, near, line,
+            rules.append(Rule(rid, title, tuple(tags), any_terms, all_groups, none_terms, near, line,
                               " ".join(about.split()), suggest))
     return RuleSet(tuple(rules), file), chk.issues
 

@@ -99,8 +99,8 @@ class ScriptedSMTP:
     ``modes`` says what to do, connection by connection:
     ``drop-on-data`` (reset the connection on the DATA command), ``drop-mid-body``
     (read a little of the body, then reset with the rest unread), ``drop-after-dot`` (read the
-    whole message, then close without a reply), ``drip-354`` (send the DATA reply one byte at a
-    time, forever), ``ok``.
+    whole message, then close without a reply), ``drip-354`` (an endless multi-line DATA reply,
+    one byte every 0.2 s), ``ok``.
     """
 
     def __init__(self, modes: list[str], rcvbuf: int | None = None):
@@ -150,8 +150,8 @@ class ScriptedSMTP:
                     self.got_data.set()
                     if mode == "drop-on-data":
                         return self._reset(conn)
-                    if mode == "drip-354":
-                        for ch in b"354 go ahead\r\n" * 1000:
+                    if mode == "drip-354":  # an endless multi-line reply: smtplib reads until a line without '-'
+                        for ch in b"354-please wait\r\n" * 100_000:
                             if self.stopped.wait(0.2):
                                 return
                             conn.sendall(bytes([ch]))
@@ -288,3 +288,143 @@ def test_15_drop_after_the_final_dot_is_unknown_shown_by_status_and_resent_on_re
     again = cli("digest", "resend", str(did), "--db", str(path), env=smtp_env(port))
     assert again.returncode == 1 and "only an unknown or failed delivery" in again.stderr
     assert len(handler.messages) == 1
+
+
+# 11. Every documented rule form is accepted, every other form is a FILE:LINE error -----------------
+
+
+def readme_yaml_block(heading: str) -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index(heading):]
+    return section[section.index("```yaml\n") + 8:section.index("```", section.index("```yaml\n") + 8)]
+
+
+DOCUMENTED_FORMS = {  # rule body -> a text it must match (the README's rule language, form by form)
+    "any: [extradition]\n    all: [Mexico]": "Extradition to Mexico approved",
+    "any: [extradition]\n    all: [Mexico, cartel*]": "Extradition of a cartel boss to Mexico",
+    "any: [extradition]\n    all: [{any: [Mexico, México]}]": "Extradición a México: extradition confirmed",
+    "any: [extradition]\n    all: [{term: HLSD, case: true}]": "HLSD talks discuss extradition",
+    "any: [extradition]\n    all: [{regex: 'DEA-\\d+'}]": "Case DEA-1234 ends in extradition",
+    "all: [{any: [gun*, firearm*]}, {any: [trafficking, smuggling]}]\n    near: 12": "gun smuggling at the border",
+    "all: [fentanyl, {any: [seizure, seized]}]": "Fentanyl seized in Sonora",
+    "any: fentanyl": "fentanyl in Sinaloa",
+    "any: [cartel]\n    none: OPEC": "the Sinaloa cartel",
+    "any: [{term: HLSD, case: true}, 'High-Level Security Dialogue']": "the High-Level  Security\nDialogue met",
+}
+
+
+def test_11_every_documented_rule_form_is_accepted_and_matches(tmp_path):
+    from pipeline.rules import compile_rules
+
+    path = tmp_path / "keywords.yaml"
+    body = "rules:\n" + "".join(f"  - id: form-{i}\n    title: Form {i}\n    {form}\n"
+                                 for i, form in enumerate(DOCUMENTED_FORMS))
+    path.write_text(body + readme_yaml_block("### keywords.yaml").split("rules:\n", 1)[1], encoding="utf-8")
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("sources:\n  - id: a\n    url: https://a.example/feed\n")
+    check = cli("check", "--feeds", str(feeds), "--keywords", str(path))
+    assert check.returncode == 0, check.stderr
+    matcher = compile_rules(load_rules(path))
+    for i, (form, text) in enumerate(DOCUMENTED_FORMS.items()):
+        title, _, rest = text.partition("\n")
+        assert f"form-{i}" in [h.rule for h in matcher.match(title, rest)], form
+
+
+def test_11_all_with_a_plain_term_works_in_run_once(tmp_path, server):
+    from conftest import Reply, rss
+
+    server.routes["/feed"] = Reply(body=rss([{"title": "Extradition to Mexico approved", "link": "https://n.example/1",
+                                              "guid": "1", "description": "A court approved the extradition."}]))
+    keywords = tmp_path / "keywords.yaml"
+    keywords.write_text("rules:\n  - id: ext\n    any: [extradition]\n    all: [Mexico]\n")
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(f"sources:\n  - id: a\n    url: {server.url('/feed')}\n")
+    out = cli("run", "--once", "--json", "--no-digests", "--feeds", str(feeds), "--keywords", str(keywords),
+              "--db", str(tmp_path / "bw.db"))
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert [r["rule"] for r in store.connect(tmp_path / "bw.db").query("SELECT rule FROM hits")] == ["ext"]
+
+
+@pytest.mark.parametrize("form", [
+    "all: [true]", "all: [null]", "all: [[]]", "all: [{any: []}]", "all: {any: [x]}", "all: [[[deep]]]",
+    "any: [[nested]]", "none: {a: 1}", "all: [{any: x, other: y}]", "all: [{term: [x]}]", "title: [a, b]\n    any: [x]",
+    "any: [{regex: '(a'}]", "near: 3\n    any: [x]", "all: []",
+])
+def test_11_undocumented_forms_are_file_line_errors_not_crashes(tmp_path, form):
+    from pipeline.config import parse_rules, load_yaml
+
+    path = tmp_path / "keywords.yaml"
+    path.write_text(f"rules:\n  - id: r\n    {form}\n")
+    data, issues = load_yaml(path)
+    _, more = parse_rules(data, str(path))
+    problems = issues + more
+    assert problems and all(str(p).startswith(f"{path}:") and p.line >= 2 for p in problems), problems
+
+
+# 12. YAML alias bombs are refused before any value is built; messages stay bounded -----------------
+
+BOMB = "".join(f"{n}: &{n} [" + ", ".join([f"*{p}"] * 9 if p else ['"lol"'] * 9) + "]\n"
+               for p, n in zip([None, "a", "b", "c", "d", "e", "f", "g", "h"], "abcdefghi"))
+
+
+def limited_memory():
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))  # a bomb needs ~10 GB; 2 GB is plenty otherwise
+
+
+@pytest.mark.parametrize("which", ["feeds", "keywords", "title"])
+def test_12_alias_bombs_are_refused_by_check_at_their_line(tmp_path, which):
+    feeds = tmp_path / "feeds.yaml"
+    keywords = tmp_path / "keywords.yaml"
+    feeds.write_text("sources:\n  - id: a\n    url: https://a.example/feed\n")
+    keywords.write_text("rules:\n  - id: r\n    any: [x]\n")
+    if which == "feeds":
+        feeds.write_text(BOMB + "sources: *i\n")
+    elif which == "keywords":
+        keywords.write_text(BOMB + "rules:\n  - id: r\n    any: *i\n")
+    else:
+        keywords.write_text(BOMB + "rules:\n  - id: r\n    any: [x]\n    title: *i\n")
+    out = cli("check", "--feeds", str(feeds), "--keywords", str(keywords), preexec_fn=limited_memory, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    target = feeds if which == "feeds" else keywords
+    assert f"{target}:2: YAML aliases" in out.stderr
+    assert all(len(line) < 400 for line in out.stderr.splitlines())
+
+
+def test_12_a_bomb_in_a_rule_title_on_hot_reload_keeps_the_last_rules(tmp_path):
+    from pipeline.app import App
+    from pipeline.config import Settings
+
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("sources:\n  - id: a\n    url: https://a.example/feed\n")
+    keywords = tmp_path / "keywords.yaml"
+    keywords.write_text("rules:\n  - id: r\n    any: [x]\n")
+    app = App.open(Settings(str(feeds), str(keywords), str(tmp_path / "bw.db")))
+    keywords.write_text(BOMB + "rules:\n  - id: r\n    any: [x]\n    title: *i\n")
+    os.utime(keywords, ns=(1, 5_000_000_000_000_000_000))
+    done = threading.Event()
+    threading.Thread(target=lambda: (app.reload(), done.set()), daemon=True).start()
+    assert done.wait(60), "hot reload stalled on an alias bomb"
+    assert [r.id for r in app.rules.rules] == ["r"] and "YAML aliases" in app.errors["rules"]
+    assert len(app.errors["rules"]) < 500
+
+
+@pytest.mark.parametrize("text, expect", [
+    ("sources:\n  - id: a\n    url: " + "h" * 1_000_000 + "\n", "more characters"),
+    ("sources:\n  - id: a\n    url: https://a.example/\n    interval: [" + "1, " * 100_000 + "1]\n", "a list of 100,001 items"),
+    ("sources:\n  - id: a\n    url: https://a.example/\n    ? [a, b]\n    : 1\n", "mapping key"),
+    ("sources: " + "[" * 50_000 + "]" * 50_000 + "\n", "nested too deeply"),
+    ("sources:\n  - id: a\n    url: https://a.example/\n    interval: " + "9" * 5000 + "\n", "YAML error"),
+    ("sources:\n  - id: a\n    url: https://a.example/\n    ? " + "k" * 100_000 + "\n    : 1\n", "more characters"),
+])
+def test_12_huge_or_odd_values_give_short_one_line_errors(tmp_path, text, expect):
+    from pipeline.config import load_yaml, parse_feeds
+
+    path = tmp_path / "feeds.yaml"
+    path.write_text(text)
+    data, issues = load_yaml(path)
+    if data is not None:
+        issues += parse_feeds(data, str(path))[1]
+    assert issues and any(expect in str(i) for i in issues), issues
+    assert all(len(str(i)) < 400 and "\n" not in str(i) for i in issues)
