@@ -349,6 +349,22 @@ def _bool_field(chk: _Checker, mapping: LineDict, key: str, default: bool) -> bo
     return value
 
 
+def allowed_entry(entry: str) -> tuple[str | None, str, int | None] | None:
+    """An ``allow_hosts`` entry as (scheme or None, host, port or None); None if malformed."""
+    entry = entry.strip().lower()
+    has_scheme = "://" in entry
+    if entry.count(":") > 1 and not has_scheme and not entry.startswith("["):
+        entry = f"[{entry}]"  # a bare IPv6 address
+    parts = urlsplit(entry if has_scheme else "//" + entry)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname or (has_scheme and parts.scheme not in ("http", "https")) or parts.path not in ("", "/"):
+        return None
+    return (parts.scheme if has_scheme else None), parts.hostname, port
+
+
 def _hosts_field(chk: _Checker, mapping: LineDict, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
     value = mapping.get(key)
     if value is None:
@@ -356,7 +372,12 @@ def _hosts_field(chk: _Checker, mapping: LineDict, key: str, default: tuple[str,
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         chk.add(mapping.line_of(key), f"{key} must be a list of host names")
         return default
-    return tuple(v.lower() for v in value)
+    for i, v in enumerate(value):
+        if allowed_entry(v) is None:
+            chk.add(value.line_of(i) if isinstance(value, LineList) else mapping.line_of(key),
+                    f"{key} entry {_show(v)} must be a host (its default ports), host:port or http(s)://host:port")
+            return default
+    return tuple(v.strip().lower() for v in value)
 
 
 def parse_feeds(data: Any, file: str) -> tuple[FeedsConfig | None, list[ConfigIssue]]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from .config import FeedsConfig, Source
 from .dedup import canonical_url, fingerprint, shingle_sketch
-from .fetch import Fetcher, Policy, Response
+from .fetch import Fetcher, Policy, Response, origin
 from .fold import Folded
 from .extract import ArticlePage, detect_language, extract_article
 from .parse import Entry, ParseError, page_links, parse_feed, scrub
@@ -229,7 +229,7 @@ class Poller:
 
     async def poll(self, source: Source, state: dict | None) -> PollOutcome:
         state = state or {}
-        policy = Policy(source.timeout, source.max_bytes, source.host, source.allow_hosts,
+        policy = Policy(source.timeout, source.max_bytes, origin(source.url), source.allow_hosts,
                         source.connect_timeout, source.read_timeout)
         started = time.perf_counter()
         refusal = await self.fetcher.robots.refusal(self.fetcher, source.url, policy) if source.type == "page" else None

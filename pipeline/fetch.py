@@ -7,7 +7,7 @@
   incremental gzip/deflate/brotli decoders with a max output length);
 - redirects are followed by hand: at most 5 hops, http(s) only, and every hop's host
   is resolved once and checked (no loopback/private/link-local/multicast targets
-  unless it is the source's own host or listed in ``allow_hosts``); the connection
+  unless it is the source's own origin, scheme + host + port, or listed in ``allow_hosts``); the connection
   then goes to that checked address, so DNS rebinding cannot swap it;
 - conditional GET (ETag / Last-Modified), ``Retry-After``, robots.txt for pages.
 """
@@ -28,6 +28,7 @@ import httpx
 from protego import Protego
 
 from . import USER_AGENT
+from .config import allowed_entry
 from .errors import Blocked, FetchError  # noqa: F401 (Blocked re-exported)
 
 MAX_REDIRECTS = 5
@@ -68,8 +69,8 @@ class Policy:
 
     timeout: float = 20.0  # total deadline for the whole request (redirects and body included)
     max_bytes: int = 10_000_000
-    own_host: str = ""
-    allow_hosts: tuple[str, ...] = ()
+    own_origin: str = ""  # the source's own scheme://host:port, exempt from the address check
+    allow_hosts: tuple[str, ...] = ()  # "host" (its default ports), "host:port" or "scheme://host:port"
     connect: float | None = None  # to open a connection; default: the total
     read: float | None = None  # longest wait for the next bytes; default: the total
 
@@ -84,6 +85,38 @@ def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
     return ip.is_global and not ip.is_multicast
+
+
+def origin(url: str) -> str:
+    """``scheme://host:port`` of a URL (default port filled in): what the SSRF exemption is keyed on."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return ""
+    return _origin(parts.scheme, (parts.hostname or "").lower(), port or (443 if parts.scheme == "https" else 80))
+
+
+def _origin(scheme: str, host: str, port: int) -> str:
+    return f"{scheme}://{host}:{port}"
+
+
+def _exempt(policy: Policy, scheme: str, host: str, port: int) -> bool:
+    """The source's own origin, or an allow_hosts entry: a bare host covers its default ports only."""
+    if policy.own_origin and _origin(scheme, host, port) == policy.own_origin:
+        return True
+    for entry in policy.allow_hosts:
+        parsed = allowed_entry(entry)
+        if parsed is None or parsed[1] != host.strip("[]"):
+            continue
+        e_scheme, _, e_port = parsed
+        if e_scheme is not None and e_scheme != scheme:
+            continue
+        if e_port is not None and e_port == port:
+            return True
+        if e_port is None and port == {"http": 80, "https": 443}.get(e_scheme or scheme):
+            return True
+    return False
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -157,7 +190,7 @@ class Robots:
         origin = f"{parts.scheme}://{parts.netloc}"
         cached = self._cache.get(origin)
         if cached is None or time.time() - cached[0] > ROBOTS_TTL:
-            resp = await fetcher.get(origin + "/robots.txt", Policy(min(policy.timeout, 10), 500_000, policy.own_host, policy.allow_hosts))
+            resp = await fetcher.get(origin + "/robots.txt", Policy(min(policy.timeout, 10), 500_000, policy.own_origin, policy.allow_hosts))
             reason = None
             if resp.ok:
                 rules: Protego | bool = Protego.parse(resp.body.decode("utf-8", "replace"))
@@ -221,7 +254,7 @@ class Fetcher:
             self._hosts[host] = entry
         return entry
 
-    async def _resolve(self, host: str, port: int, policy: Policy) -> str:
+    async def _resolve(self, scheme: str, host: str, port: int, policy: Policy) -> str:
         """Resolve once and apply the SSRF policy to the address we will connect to."""
         try:
             ip = ipaddress.ip_address(host.strip("[]"))
@@ -241,9 +274,10 @@ class Fetcher:
                 addr = infos[0][4][0]
                 self._dns[(host, port)] = (time.monotonic(), addr)
             ip = ipaddress.ip_address(addr)
-        if not _is_public(ip) and host != policy.own_host and host not in policy.allow_hosts:
-            raise Blocked(f"blocked request to {host} ({addr}): not a public address "
-                          "(add the host to allow_hosts if this is intended)")
+        if not _is_public(ip) and not _exempt(policy, scheme, host, port):
+            shown = f"{host}:{port}" if port not in (80, 443) else host
+            raise Blocked(f"blocked request to {shown} ({addr}): not a public address "
+                          f"(add {shown} to allow_hosts if this is intended)")
         return addr
 
     async def get(self, url: str, policy: Policy = Policy(), etag: str | None = None,
@@ -286,7 +320,7 @@ class Fetcher:
                 raise FetchError(f"refusing non-http(s) URL {current!r}", "url")
             host = parts.hostname.lower()
             port = parts.port or (443 if parts.scheme == "https" else 80)
-            addr = await self._resolve(host, port, policy)
+            addr = await self._resolve(parts.scheme, host, port, policy)
             netloc_ip = f"[{addr}]" if ":" in addr else addr
             if parts.port:
                 netloc_ip += f":{parts.port}"

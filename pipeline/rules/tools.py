@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import urlsplit
 
 from ..errors import FetchError
-from ..fetch import Fetcher, Policy
+from ..fetch import Fetcher, Policy, origin
 from ..extract import extract_article
 
 
 def load_url(url: str, timeout: float = 20.0) -> tuple[str, str]:
     async def go():
         async with Fetcher() as f:
-            host = (urlsplit(url).hostname or "").lower()
-            return await f.get(url, Policy(timeout=timeout, own_host=host))
+            return await f.get(url, Policy(timeout=timeout, own_origin=origin(url)))
 
     resp = asyncio.run(go())
     resp.raise_for_error()

@@ -428,3 +428,59 @@ def test_12_huge_or_odd_values_give_short_one_line_errors(tmp_path, text, expect
         issues += parse_feeds(data, str(path))[1]
     assert issues and any(expect in str(i) for i in issues), issues
     assert all(len(str(i)) < 400 and "\n" not in str(i) for i in issues)
+
+
+# 18. The SSRF exemption is the source's origin (scheme, host, port), not its host name --------------
+
+
+def test_18_another_port_of_the_sources_own_host_is_blocked(tmp_path, server):
+    from conftest import LocalServer, Reply, feeds_for, rss
+    from pipeline.cycle import run_cycle
+
+    internal = LocalServer()  # 127.0.0.1 like the source, on another port: an internal service
+    internal.routes["/admin"] = Reply(body=b"<html><head><title>Internal admin</title></head><body><p>"
+                                      + b"secret migrants cartel data " * 50 + b"</p></body></html>")
+    try:
+        secret = internal.url("/admin")
+        server.routes["/robots.txt"] = Reply(404)
+        server.routes["/list"] = Reply(body=f'<a class="x" href="{secret}">internal</a>'.encode())
+        server.routes["/feed"] = Reply(body=rss([{"title": "Teaser", "link": secret, "guid": "t1", "description": "x"}]))
+        server.routes["/jump"] = Reply(302, headers={"Location": secret})
+        sources = [{"id": "page", "url": server.url("/list"), "type": "page", "link_selector": "a.x"},
+                   {"id": "feed", "url": server.url("/feed"), "fetch_articles": "true"},
+                   {"id": "jump", "url": server.url("/jump")}]
+        feeds = feeds_for(tmp_path / "feeds.yaml", sources)
+        db = store.connect(tmp_path / "bw.db")
+        store.sync_sources(db, feeds.sources)
+        result = asyncio.run(run_cycle(db, feeds, None))
+        errors = {r.source: r.error for r in result.reports}
+        assert internal.hits == []
+        assert f"blocked request to 127.0.0.1:{internal.port}" in errors["jump"]
+        assert not list(db.query("SELECT 1 FROM articles WHERE text LIKE '%secret%'"))
+        # the operator may allow exactly that origin
+        allowed = feeds_for(tmp_path / "feeds2.yaml", [dict(sources[2], allow_hosts=[f"127.0.0.1:{internal.port}"])])
+        result = asyncio.run(run_cycle(db, allowed, None))
+        assert "blocked" not in (result.reports[0].error or "") and internal.hits == ["/admin"]
+    finally:
+        internal.close()
+
+
+@pytest.mark.parametrize("entry, url, allowed", [
+    ("intranet.example", "http://intranet.example/x", True),
+    ("intranet.example", "https://intranet.example/x", True),
+    ("intranet.example", "http://intranet.example:6379/x", False),
+    ("intranet.example:8080", "http://intranet.example:8080/x", True),
+    ("intranet.example:8080", "http://intranet.example:8081/x", False),
+    ("https://intranet.example", "http://intranet.example/x", False),
+    ("http://10.0.0.5:8080", "http://10.0.0.5:8080/feed", True),
+    ("::1", "http://[::1]/x", True),
+    ("[::1]:81", "http://[::1]:82/x", False),
+])
+def test_18_allow_hosts_entries_cover_their_origins_only(entry, url, allowed):
+    from urllib.parse import urlsplit
+
+    from pipeline.fetch import Policy, _exempt
+
+    p = urlsplit(url)
+    port = p.port or (443 if p.scheme == "https" else 80)
+    assert _exempt(Policy(allow_hosts=(entry,)), p.scheme, p.hostname, port) is allowed

@@ -171,7 +171,7 @@ def test_5_redirect_to_another_loopback_host_is_blocked(server, tmp_path, db, ma
         assert target.hits == []
         assert store.counts(db)["articles"] == 0
         # the operator may allow it explicitly
-        allowed = feeds_for(tmp_path / "feeds2.yaml", [{"id": "jump", "url": server.url("/jump"), "allow_hosts": "[127.0.0.2]"}])
+        allowed = feeds_for(tmp_path / "feeds2.yaml", [{"id": "jump", "url": server.url("/jump"), "allow_hosts": [f"127.0.0.2:{target.port}"]}])
         result, errors = run(db, allowed, matcher)
         assert errors["jump"] is None and target.hits == ["/internal"]
     finally:
