@@ -7,7 +7,7 @@ import asyncio
 from conftest import Reply, rss
 
 from pipeline.config import load_feeds
-from pipeline.fetch import Fetcher, Policy
+from pipeline.fetch import Fetcher, Policy, origin
 
 FEED = rss([{"title": "Slow press room", "link": "https://x.example/slow", "guid": "s", "description": "d"}])
 
@@ -32,13 +32,13 @@ def test_read_timeout_from_feeds_yaml_fires_and_is_named(server, write):
     """))
     src = feeds.get("late")
     assert (src.timeout, src.read_timeout, src.connect_timeout) == (60.0, 0.3, None)
-    r = get(src.url, Policy(src.timeout, src.max_bytes, src.host, (), src.connect_timeout, src.read_timeout))
+    r = get(src.url, Policy(src.timeout, src.max_bytes, origin(src.url), (), src.connect_timeout, src.read_timeout))
     assert r.error == "timed out after 0.3s without data (read timeout)"
 
 
 def test_total_deadline_is_named_when_it_fires(server):
     server.routes["/late"] = Reply(body=FEED, delay=15)
-    r = get(server.url("/late"), Policy(timeout=0.4, own_host="127.0.0.1", read=30))
+    r = get(server.url("/late"), Policy(timeout=0.4, own_origin=origin(server.url("/")), read=30))
     assert r.error == "timed out after 0.4s (total deadline)"
 
 
@@ -46,7 +46,7 @@ def test_configured_timeout_longer_than_httpx_default_is_honoured(server):
     # httpx gives up after 5 s unless told otherwise: a feed that answers after 6 s with
     # `timeout: 60s` must be fetched, not failed with a misleading "timed out after 60s".
     server.routes["/slowish"] = Reply(body=FEED, delay=6)
-    r = get(server.url("/slowish"), Policy(timeout=60, own_host="127.0.0.1"))
+    r = get(server.url("/slowish"), Policy(timeout=60, own_origin=origin(server.url("/"))))
     assert r.error is None and r.status == 200 and r.body == FEED
 
 

@@ -12,7 +12,7 @@ from test_cli import bw
 
 from pipeline.cycle import run_cycle
 from pipeline.dedup import canonical_url
-from pipeline.fetch import Fetcher, Policy, robots_allow
+from pipeline.fetch import Fetcher, Policy, origin, robots_allow
 
 
 # --------------------------------------------------------------------------- canonical URLs
@@ -84,7 +84,7 @@ def test_robots_longest_match_and_wildcards(path, allowed):
 def test_robots_missing_allows_and_unreachable_refuses(server):
     async def ask(url):
         async with Fetcher() as f:
-            return await f.robots.refusal(f, url, Policy(timeout=5, own_host="127.0.0.1"))
+            return await f.robots.refusal(f, url, Policy(timeout=5, own_origin=origin(url)))
 
     server.routes["/robots.txt"] = Reply(404)
     assert asyncio.run(ask(server.url("/any/page"))) is None
