@@ -48,6 +48,22 @@ def face(*, feeds: bool = True, keywords: bool = True, db: bool = True):
     return wrap
 
 
+# C0 and C1 controls (ESC sequences, OSC titles, BEL, CSI), DEL, and bidi overrides/isolates
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROLS_BUT_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(value, lines: bool = False) -> str:
+    """Text from feeds, servers or the database made safe to print for people (terminal, CSV):
+    control characters become U+FFFD, and line breaks and tabs a space (kept with ``lines``).
+    One character for one, so highlight offsets stay right."""
+    if value is None:
+        return ""
+    text = str(value)
+    pattern = _CONTROLS_BUT_LINES if lines else _CONTROLS
+    return pattern.sub(lambda m: " " if m.group() in "\t\n\r\x0b\x0c" else "\ufffd", text)
+
+
 def echo_json(obj) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, default=str))
 
@@ -132,10 +148,10 @@ def _print_summary(s: dict) -> None:
     click.echo(f"sources: {s['ok']} ok ({s['not_modified']} unchanged), {s['failed']} failed of {s['sources']}; "
                f"new articles: {s['new_articles']}; new hits: {s['new_hits']}; {s['seconds']}s")
     for f in s.get("failures", []):
-        click.echo(f"  failed {f['source']}: {f['error']}")
+        click.echo(printable(f"  failed {f['source']}: {f['error']}"))
     for h in s.get("health", []):
-        click.echo(f"  source health: {h['source']} {'recovered' if h['event'] == 'recovered' else h['event']}"
-                   + (f" ({h['detail']})" if h["detail"] else ""))
+        click.echo(printable(f"  source health: {h['source']} {'recovered' if h['event'] == 'recovered' else h['event']}"
+                             + (f" ({h['detail']})" if h["detail"] else "")))
     d = s.get("digests")
     if d:
         click.echo(f"digests: {d['created']} new, {d['sent']} sent, {d['retry']} to retry, {d['failed']} failed"
@@ -229,8 +245,8 @@ def rules_test(bw: Borderwatch, text: str | None, url: str | None, article_url: 
         return
     for name, hit in matches:
         label = f" [{name}]" if len(docs) > 1 else ""
-        click.echo(click.style(hit.rule, bold=True) + label + ": " + ", ".join(hit.terms))
-        click.echo("    " + hit.highlighted)
+        click.echo(click.style(hit.rule, bold=True) + printable(label + ": " + ", ".join(hit.terms)))
+        click.echo("    " + printable(hit.highlighted))
 
 
 @rules.command("backtest")
@@ -250,9 +266,9 @@ def rules_backtest(bw: Borderwatch, since: str | None, as_json: bool, apply: boo
     for rule, c in result.per_rule().items():
         click.echo(f"  {rule}: +{c['added']} -{c['removed']}")
         for a, h in [x for x in result.added if x[1].rule == rule][:show]:
-            click.echo(f"    + {result.title(a)[:90]}  ({', '.join(h.terms)})")
+            click.echo(printable(f"    + {result.title(a)[:90]}  ({', '.join(h.terms)})"))
         for a, _ in [x for x in result.removed if x[1] == rule][:show]:
-            click.echo(f"    - {result.title(a)[:90]}")
+            click.echo(printable(f"    - {result.title(a)[:90]}"))
     if apply:
         click.echo(f"stored {result.applied} backfilled hits (they will not be emailed)")
 
@@ -287,7 +303,8 @@ def hits(bw: Borderwatch, rule_ids, tags, source, since, until, search, language
         w = csv.writer(sys.stdout)
         w.writerow(["published", "source", "rules", "title", "url", "story", "snippet"])
         for r in rows:
-            w.writerow([r.published, r.source, " ".join(r.rules), r.title, r.url, r.story, r.snippet.marked()])
+            w.writerow([printable(v) for v in (r.published, r.source, " ".join(r.rules), r.title, r.url, r.story,
+                                                r.snippet.marked())])
     else:
         _hits_table(rows)
 
@@ -306,10 +323,12 @@ def _hits_table(rows: list) -> None:
                         ("rules", {"max_width": 18}), ("title and URL", {"ratio": 2}), ("snippet", {"ratio": 3})):
         table.add_column(col, overflow="ellipsis" if col != "title and URL" else "fold", **kwargs)
     for r in rows:
-        snippet = Text.assemble(*((piece, "bold yellow") if marked else piece for piece, marked in r.snippet.spans()))
-        title = Text(r.title or "")
-        title.append("\n" + (r.url or ""), style="dim")
-        table.add_row((r.published or "")[:16].replace("T", " "), r.source, ", ".join(r.rules), title, snippet)
+        snippet = Text.assemble(*((printable(piece), "bold yellow") if marked else printable(piece)
+                                  for piece, marked in r.snippet.spans()))
+        title = Text(printable(r.title))
+        title.append("\n" + printable(r.url), style="dim")
+        table.add_row(Text(printable(r.published)[:16].replace("T", " ")), Text(printable(r.source)),
+                      Text(printable(", ".join(r.rules))), title, snippet)
     console.print(table)
 
 
@@ -410,11 +429,12 @@ def _status_table(report) -> None:
             note = "selector matched nothing" + (f"; {note}" if note else "")
         if not r.enabled:
             note, style = "disabled (`borderwatch sources enable " + r.id + "`)", "dim"
-        cells = [r.id, fmt(r.last_poll), fmt(r.last_success), str(r.consecutive_failures), str(r.items_seen),
+        note = printable(note)
+        cells = [Text(printable(r.id)), fmt(r.last_poll), fmt(r.last_success), str(r.consecutive_failures), str(r.items_seen),
                  str(r.backlog) + (f" ({r.gave_up} given up)" if r.gave_up else ""), fmt(r.next_poll)]
         table.add_row(*cells, *([Text(note)] if wide else []), style=style)
         if note and not wide:
-            notes.append((r.id, note, style))
+            notes.append((printable(r.id), note, style))
     console.print(table)
     for sid, note, style in notes:
         console.print(Text(f"{sid}: {note}", style=style or ""))
@@ -422,7 +442,7 @@ def _status_table(report) -> None:
     if report.config_errors:
         console.print(f"[red]configuration errors[/red] (seen by run at {report.config_errors[1]}; "
                       "the last valid version is in force):")
-        console.print(Text(report.config_errors[0]))
+        console.print(Text(printable(report.config_errors[0], lines=True)))
     _delivery_lines(report)
 
 
@@ -433,8 +453,8 @@ def _delivery_lines(report) -> None:
     for d in report.delivery_problems:
         when = (f"; next attempt {d.next_attempt.replace('T', ' ').rstrip('Z')} UTC"
                 if d.status == "pending" and d.next_attempt else "")
-        click.echo(f"  {d.status} {d.subscriber} ({d.period}, {d.attempts} attempts): "
-                   f"{d.last_error or 'no error recorded'}{when}")
+        click.echo(printable(f"  {d.status} {d.subscriber} ({d.period}, {d.attempts} attempts): "
+                             f"{d.last_error or 'no error recorded'}{when}"))
         if d.status == "unknown":
             click.echo(f"    the server may have it: check that mailbox, then `borderwatch digest resend {d.id}` "
                        "sends it again")
@@ -584,7 +604,7 @@ def digest_send(bw: Borderwatch, email: str | None, dry_run: bool, outbox: str, 
         click.echo(f"digests: {report.created} new, {report.sent} sent, {report.retry} to retry, "
                    f"{report.failed} failed, {report.unknown} unknown")
         for e in report.errors:
-            click.echo(f"  {e}", err=True)
+            click.echo(printable(f"  {e}"), err=True)
         for f in report.files:
             click.echo(f"  wrote {f}")
     sys.exit(EXIT_RUNTIME if report.retry or report.failed else 0)

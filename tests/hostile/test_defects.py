@@ -484,3 +484,36 @@ def test_18_allow_hosts_entries_cover_their_origins_only(entry, url, allowed):
     p = urlsplit(url)
     port = p.port or (443 if p.scheme == "https" else 80)
     assert _exempt(Policy(allow_hosts=(entry,)), p.scheme, p.hostname, port) is allowed
+
+
+# 17. Terminal escapes from feeds never reach a terminal or a CSV ------------------------------------
+
+ESCAPES = ["\x1b[2J", "\x1b]0;pwned\x07", "\x9b31m", "\u202e", "\x08", "\r"]
+
+
+def test_17_control_characters_from_feeds_are_not_printed_by_hits_or_csv(tmp_path, server):
+    import json
+
+    from conftest import Reply
+
+    title = "Fentanyl seized \x1b[2J\x1b]0;pwned\x07 at the \x9b31m border \u202eevil\x08\r"
+    feed = {"version": "https://jsonfeed.org/version/1.1", "title": "t\x1b[2J", "items": [
+        {"id": "1", "url": "https://n.example/a", "title": title,
+         "content_text": "Agents seized fentanyl \x1b]0;owned\x07 near Nogales \x1b[31m today."}]}
+    server.routes["/feed.json"] = Reply(body=json.dumps(feed).encode(), headers={"Content-Type": "application/feed+json"})
+    keywords = tmp_path / "keywords.yaml"
+    keywords.write_text("rules:\n  - id: fentanyl\n    any: [fentanyl]\n")
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(f"sources:\n  - id: jf\n    url: {server.url('/feed.json')}\n")
+    db = str(tmp_path / "bw.db")
+    ran = cli("run", "--once", "--no-digests", "--feeds", str(feeds), "--keywords", str(keywords), "--db", db)
+    assert ran.returncode == 0, ran.stderr
+    assert "\x1b" in next(store.connect(db).query("SELECT title FROM articles"))["title"]  # stored as received
+    for args in ([], ["--csv"]):
+        out = cli("hits", "--db", db, "--keywords", str(keywords), *args, env={"COLUMNS": "400", "TERM": "xterm"})
+        assert out.returncode == 0, out.stderr
+        assert "Fentanyl seized" in out.stdout
+        for esc in ESCAPES:
+            assert esc not in out.stdout, (args, esc, out.stdout)
+        body = out.stdout.replace("\r\n", "\n") if args else out.stdout
+        assert not [c for c in body if c < " " and c != "\n"], (args, body)
