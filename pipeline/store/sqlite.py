@@ -230,8 +230,26 @@ def _check_path(path: str, must_exist: bool) -> None:
                              "create it or give --db another path", usage=True)
 
 
+def _disk_full(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+
+
+def _full(path: str) -> StoreError:
+    return StoreError(f"disk full: cannot write {path}; free some space on its filesystem. Nothing stored is lost: "
+                      "the write in progress was rolled back and is redone (polls fetch again, digests stay owed)")
+
+
+def _path_of(conn: sqlite3.Connection) -> str:
+    try:
+        return conn.execute("PRAGMA database_list").fetchone()[2] or "the database"
+    except sqlite3.Error:
+        return "the database"
+
+
 def _explain(exc: sqlite3.Error, path: str, writing: bool) -> StoreError:
     text = str(exc)
+    if _disk_full(exc):
+        return _full(path)
     if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
         return StoreError(f"{path} is not a borderwatch database ({text}); check --db", usage=True)
     if "readonly" in text or "read-only" in text:
@@ -244,10 +262,26 @@ def _explain(exc: sqlite3.Error, path: str, writing: bool) -> StoreError:
     return StoreError(f"database {path}: {text}")
 
 
+def _create_private(path: str) -> None:
+    """Create a new database file 0600 whatever the umask (it holds subscriber addresses, unsubscribe
+    tokens and whole digests); SQLite gives its -wal and -shm files the database file's mode."""
+    if path == ":memory:" or path.startswith("file:") or os.path.exists(path):
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create the database {path}: {exc.strerror or exc}") from None
+    os.fchmod(fd, 0o600)
+    os.close(fd)
+
+
 def connect(path: str | os.PathLike, migrate: bool = True) -> sqlite_utils.Database:
     """Open (creating if needed) the database, in WAL mode, migrated to the latest schema."""
     path = str(path)
     _check_path(path, must_exist=False)
+    _create_private(path)
     try:
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 30000")
@@ -373,10 +407,16 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:  # SQLite may have rolled back already (a full disk does): then there is nothing to undo
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        if isinstance(exc, sqlite3.Error) and _disk_full(exc):
+            raise _full(_path_of(conn)) from None
         raise
-    conn.execute("COMMIT")
 
 
 # --------------------------------------------------------------------------- sources

@@ -517,3 +517,84 @@ def test_17_control_characters_from_feeds_are_not_printed_by_hits_or_csv(tmp_pat
             assert esc not in out.stdout, (args, esc, out.stdout)
         body = out.stdout.replace("\r\n", "\n") if args else out.stdout
         assert not [c for c in body if c < " " and c != "\n"], (args, body)
+
+
+# 19. The database (with its WAL and SHM files) and .eml files are private, whatever the umask -------
+
+
+def test_19_database_wal_shm_and_eml_files_are_0600_in_a_0700_outbox(tmp_path):
+    old = os.umask(0)  # the most permissive umask: modes must not depend on it
+    try:
+        path = tmp_path / "bw.db"
+        db = store.connect(path)
+        owe(db, "a@example.org")  # a write: the -wal and -shm files exist while the connection is open
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir() if p.name.startswith("bw.db")}
+        assert set(modes) == {"bw.db", "bw.db-wal", "bw.db-shm"} and set(modes.values()) == {0o600}, modes
+        report = send_due(db, RULES, NOW, OutboxTransport(tmp_path / "outbox"))
+        assert report.sent == 1
+        assert stat.S_IMODE((tmp_path / "outbox").stat().st_mode) == 0o700
+        assert [stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "outbox").iterdir()] == [0o600]
+    finally:
+        os.umask(old)
+
+
+# 13. A full disk: "disk full", nothing half-written, nothing lost -----------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 4 MiB filesystem (tmpfs); CI runs as root on this kind of machine, so it can mount one."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root or CAP_SYS_ADMIN): {done.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def fill(mnt: Path, leave: int) -> Path:
+    st = os.statvfs(mnt)
+    filler = mnt / "filler"
+    filler.write_bytes(b"\0" * max(0, st.f_bavail * st.f_frsize - leave))
+    return filler
+
+
+def test_13_full_disk_during_run_once_says_so_and_loses_nothing(small_disk, tmp_path, server):
+    from conftest import Reply, rss
+
+    words = "Migrants crossed the border near Tijuana while agents seized fentanyl and cartel weapons. "
+    items = [{"title": f"Report {i}: fentanyl seizure {i}", "link": f"https://n.example/{i}", "guid": str(i),
+              "description": f"Item {i}. " + words * 25} for i in range(150)]
+    server.routes["/feed"] = Reply(body=rss(items), etag=True)
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(f"sources:\n  - id: a\n    url: {server.url('/feed')}\n")
+    db = small_disk / "bw.db"
+    store.connect(db).close()
+    filler = fill(small_disk, leave=64 * 1024)
+    args = ["run", "--once", "--no-digests", "--feeds", str(feeds), "--keywords", str(KEYWORDS), "--db", str(db)]
+    full = cli(*args)
+    assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr
+    assert "disk full" in full.stderr and "cannot rollback" not in full.stderr
+    check = store.connect(db)
+    assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert store.counts(check)["articles"] == 0 and store.source_states(check)["a"]["etag"] is None
+    check.close()
+    filler.unlink()
+    again = cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert store.counts(store.connect(db))["articles"] == 150  # the body was fetched again, not lost to a 304
+
+
+def test_13_full_disk_for_the_outbox_leaves_no_partial_file_and_the_digest_owed(small_disk, tmp_path):
+    db = store.connect(tmp_path / "bw.db")
+    owe(db, "a@example.org", body=b"x" * 200_000)
+    outbox = small_disk / "outbox"
+    filler = fill(small_disk, leave=16 * 1024)
+    report = send_due(db, RULES, NOW, OutboxTransport(outbox))
+    assert report.retry == 1 and report.sent == 0 and "disk full" in report.errors[0]
+    assert list(outbox.iterdir()) == []  # no 0-byte .tmp left behind
+    assert statuses(db) == {"a@example.org": "pending"}
+    filler.unlink()
+    later = send_due(db, RULES, NOW + dt.timedelta(hours=1), OutboxTransport(outbox))
+    assert later.sent == 1 and [p.suffix for p in outbox.iterdir()] == [".eml"]
