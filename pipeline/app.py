@@ -113,11 +113,15 @@ class Borderwatch:
 
         return run_once(self._app(), progress=progress, send_digests=send_digests, now=now)
 
-    def run_forever(self, metrics_port: int | None = None, send_digests: bool = True) -> None:
-        """Poll sources on their schedules and send digests until SIGINT/SIGTERM (`borderwatch run`)."""
+    def run_forever(self, metrics_port: int | None = None, send_digests: bool = True) -> int:
+        """Poll sources on their schedules and send digests until SIGINT/SIGTERM (`borderwatch run`).
+        Returns how many worker threads were still busy at the end (abandoned CPU work, nothing half-written):
+        a program that must exit now can then leave with ``os._exit``."""
         from .schedule import Runner
 
-        Runner(self._app(), metrics_port=metrics_port, send_digests=send_digests).run_forever()
+        runner = Runner(self._app(), metrics_port=metrics_port, send_digests=send_digests)
+        runner.run_forever()
+        return runner.stuck_threads()
 
     # ------------------------------------------------------------------ hits and rules
 

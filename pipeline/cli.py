@@ -132,7 +132,16 @@ def run(bw: Borderwatch, once: bool, as_json: bool, log_format: str, log_level: 
     """
     setup_logging(log_level, log_format)
     if not once:
-        bw.run_forever(metrics_port=metrics_port, send_digests=not no_digests)
+        stuck = bw.run_forever(metrics_port=metrics_port, send_digests=not no_digests)
+        if stuck:  # e.g. an extraction that cannot be interrupted: its poll was never written, the next run redoes it
+            import logging
+
+            logging.getLogger("borderwatch").warning("exiting without waiting for %d busy worker thread(s); "
+                                                     "their polls were not stored and are redone next time", stuck)
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         return
     summary = bw.poll_once(send_digests=not no_digests, progress=sys.stderr.isatty() and not as_json)
     if as_json:

@@ -8,8 +8,13 @@
 - all polls share one Fetcher, so sources due together run concurrently within the
   global and per-host limits;
 - a lease row in the database keeps a second ``run`` on the same database out;
-- SIGINT/SIGTERM: stop taking work, let in-flight polls finish (up to a deadline),
-  exit 0; a second signal exits at once (SQLite rolls back any open transaction).
+- SIGINT/SIGTERM: stop taking work; in-flight polls get SHUTDOWN_DEADLINE to finish, then
+  are cancelled (each poll writes in one transaction, so a cancelled one leaves nothing and
+  is redone by the next run); a digest attempt before its final dot is aborted at once
+  (it stays owed), one past it gets a few seconds for the server's reply; CPU work that
+  cannot be interrupted (extraction in a thread, the parser process) is abandoned, not
+  waited for: exit 0 within seconds. A second signal exits at once (SQLite rolls back
+  any open transaction).
 """
 
 from __future__ import annotations
@@ -18,8 +23,12 @@ import asyncio
 import datetime as dt
 import logging
 import os
+import multiprocessing
 import random
 import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 from . import lease, store
 from .errors import AlreadyRunning  # noqa: F401 (re-exported)
@@ -35,9 +44,10 @@ LEASE_RENEW = lease.RENEW
 RELOAD_EVERY = 5.0
 DIGEST_EVERY = 60.0
 IMMEDIATE_DELAY = 5.0  # after a poll with new hits, digests go out this soon
-SHUTDOWN_DEADLINE = 8.0  # drain + cancel fit in Docker's default 10 s stop grace
+SHUTDOWN_DEADLINE = 8.0  # in-flight polls may finish within this, then are cancelled: fits Docker's default 10 s stop grace
 CANCEL_WAIT = 1.0
 MISFIRE_GRACE = 300
+THREAD_PREFIX = "borderwatch-run"
 
 
 def _owner() -> str:
@@ -146,6 +156,9 @@ class Runner:
         self.inflight: set[asyncio.Task] = set()
         self.polling: set[str] = set()  # sources whose poll is running (their job is re-added when it ends)
         self.stopping: asyncio.Event | None = None
+        self.halt = threading.Event()  # the same stop request, for work running in threads (digest sending)
+        self.jobs: set[asyncio.Task] = set()  # digest and prune jobs in flight
+        self._executor: ThreadPoolExecutor | None = None
         self._configs: dict = {}
         self._last_errors: str | None = None
         self.polls_done = 0
@@ -156,11 +169,31 @@ class Runner:
     # -- lifecycle
 
     def run_forever(self) -> None:
+        """Run until SIGINT/SIGTERM. The event loop's threads are not waited for at the end: a thread
+        still busy (an extraction that cannot be interrupted) holds nothing that must be written."""
         _take_lease(self.app.db, self.owner)
+        loop = asyncio.new_event_loop()
+        self._executor = ThreadPoolExecutor(thread_name_prefix=THREAD_PREFIX)
+        loop.set_default_executor(self._executor)
         try:
-            asyncio.run(self.main())
+            loop.run_until_complete(self.main())
         finally:
-            store.release_lease(self.app.db, self.owner)
+            try:
+                store.release_lease(self.app.db, self.owner)
+            finally:
+                for task in asyncio.all_tasks(loop):
+                    task.cancel()
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                loop.close()
+
+    def stuck_threads(self, wait: float = 2.0) -> int:
+        """After run_forever: give the loop's worker threads ``wait`` seconds to end; return how many
+        are still busy (CPU work that cannot be interrupted; nothing of theirs is half-written)."""
+        deadline = time.monotonic() + wait
+        workers = [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX + "_")]
+        for t in workers:
+            t.join(max(0.0, deadline - time.monotonic()))
+        return sum(t.is_alive() for t in workers)
 
     async def main(self, stop_after: float | None = None) -> None:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -202,6 +235,7 @@ class Runner:
                 os._exit(130)
             log.info("signal %s: finishing in-flight polls (up to %.0fs), then exiting", signal.Signals(signum).name,
                      SHUTDOWN_DEADLINE)
+            self.halt.set()
             self.stopping.set()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -211,25 +245,30 @@ class Runner:
                 pass
 
     def stop(self) -> None:
+        self.halt.set()
         if self.stopping is not None:
             self.stopping.set()
 
     async def shutdown(self) -> None:
         """Stop taking work, let in-flight polls finish (each writes in one transaction), then stop."""
+        self.halt.set()  # a digest attempt before its final dot is aborted now
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.pause()  # shutdown() would cancel running coroutine jobs: drain them first
-        if self.inflight:
-            done, pending = await asyncio.wait(set(self.inflight), timeout=SHUTDOWN_DEADLINE)
+        running = set(self.inflight) | set(self.jobs)
+        if running:
+            done, pending = await asyncio.wait(running, timeout=SHUTDOWN_DEADLINE)
             for task in pending:
-                task.cancel()
+                task.cancel()  # a poll not yet written leaves nothing; the next run polls it again
             if pending:
                 await asyncio.wait(pending, timeout=CANCEL_WAIT)
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self.fetcher is not None:
             await self.fetcher.aclose()
-        if self.pool is not None:
-            self.pool.close()
+        if self.pool is not None:  # do not wait for a parse in the worker process: end it
+            self.pool.executor.shutdown(wait=False, cancel_futures=True)
+            for child in multiprocessing.active_children():
+                child.terminate()
         log.info("scheduler stopped after %d polls", self.polls_done)
 
     # -- jobs
@@ -273,6 +312,10 @@ class Runner:
                 self._digests_soon()  # a health alert is owed: deliver it with the next digest run
             if result.new_hits and self.send_digests:
                 self._digests_soon()
+        except asyncio.CancelledError:  # shutdown: nothing of this poll was written; the next run redoes it
+            log.info("poll of %s abandoned at shutdown (nothing stored; polled again next time)", source_id)
+        except store.StoreError as exc:  # e.g. disk full: one line; the poll is rolled back and redone later
+            log.error("poll of %s not stored: %s", source_id, exc)
         except Exception:  # e.g. the database is unavailable: log it, and keep the source scheduled
             log.exception("poll of %s failed outside the source's own handling", source_id)
         finally:
@@ -330,11 +373,16 @@ class Runner:
         def send() -> dict:
             db = store.connect(self.app.settings.db)
             try:
-                return send_due(db, self.app.rules, self.clock(), settings=self.app.settings).as_dict()
+                return send_due(db, self.app.rules, self.clock(), settings=self.app.settings, stop=self.halt).as_dict()
             finally:
                 db.close()
 
-        report = await asyncio.to_thread(send)
+        task = asyncio.current_task()
+        self.jobs.add(task)
+        try:
+            report = await asyncio.to_thread(send)
+        finally:
+            self.jobs.discard(task)
         self.metrics.sent(report["sent"])
         if report["created"] or report["sent"] or report["errors"]:
             log.log(logging.WARNING if report["errors"] else logging.INFO,

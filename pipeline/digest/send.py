@@ -30,7 +30,6 @@ import errno
 import hashlib
 import logging
 import os
-import random
 import re
 import select
 import smtplib
@@ -43,6 +42,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Protocol
 
+from .. import lease as leases
 from .. import store
 from ..errors import DeliveryError, NotFound, PermanentError, TransientError, UnknownOutcome
 from ..settings import Settings, SMTPSettings
@@ -381,11 +381,14 @@ class _SenderLease:
 
     def __init__(self, db, transport):
         self.db = db
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{random.randrange(1 << 32):08x}"
+        self.owner = leases.new_owner()
         self.ttl = 2 * float(getattr(transport, "deadline", 120.0)) + 60  # renewed at least once per message
 
     def take(self) -> str | None:
-        return store.acquire_lease(self.db, self.owner, self.ttl, key=SENDER_LEASE)
+        """None when this process holds the lease (taken or renewed), else who does. A holder on this
+        host whose process is gone is replaced at once; elsewhere, when its lease is ``ttl`` old."""
+        holder = store.acquire_lease(self.db, self.owner, self.ttl, key=SENDER_LEASE, gone=leases.owner_gone)
+        return leases.label(holder) if holder else None
 
     def release(self) -> None:
         store.release_lease(self.db, self.owner, key=SENDER_LEASE)

@@ -598,3 +598,69 @@ def test_13_full_disk_for_the_outbox_leaves_no_partial_file_and_the_digest_owed(
     filler.unlink()
     later = send_due(db, RULES, NOW + dt.timedelta(hours=1), OutboxTransport(outbox))
     assert later.sent == 1 and [p.suffix for p in outbox.iterdir()] == [".eml"]
+
+
+# 10. SIGTERM stops `run` promptly during a slow SMTP reply and during article extraction ------------
+
+
+def start_run(tmp_path, feeds_text: str, env: dict | None = None, keywords: Path = KEYWORDS) -> subprocess.Popen:
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(feeds_text)
+    return subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--feeds", str(feeds), "--keywords", str(keywords),
+                             "--db", str(tmp_path / "bw.db")], cwd=ROOT, env={**os.environ, **(env or {})},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def stop_and_wait(proc: subprocess.Popen) -> tuple[int | None, str]:
+    import signal
+
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=60)  # the fixed process exits in seconds; before, it outlived any bound
+        return proc.returncode, err
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        return None, err
+
+
+def test_10_sigterm_during_a_slow_smtp_reply_stops_run_and_keeps_the_digest_owed(tmp_path, server):
+    from conftest import Reply, rss
+
+    server.routes["/feed"] = Reply(body=rss([{"title": "Fentanyl seized in Sonora", "link": "https://n.example/1",
+                                              "guid": "1", "description": "Agents seized fentanyl near Nogales."}]))
+    keywords = tmp_path / "keywords.yaml"
+    keywords.write_text("rules:\n  - id: fentanyl\n    any: [fentanyl]\n")
+    db = store.connect(tmp_path / "bw.db")
+    store.add_subscriber(db, "a@example.org", None, None, "immediate", 7, 0, "UTC", created="2000-01-01T00:00:00Z")
+    smtp = ScriptedSMTP(["drip-354"] * 5)  # answers DATA one byte every 0.2 s: no per-read timeout ever fires
+    try:
+        proc = start_run(tmp_path, f"sources:\n  - id: a\n    url: {server.url('/feed')}\n", smtp_env(smtp.port),
+                         keywords=keywords)
+        try:
+            assert smtp.got_data.wait(90), "run never started sending the digest"
+        finally:
+            code, err = stop_and_wait(proc)
+    finally:
+        smtp.close()
+    assert code == 0, err[-3000:]
+    assert "Traceback" not in err
+    assert statuses(db) == {"a@example.org": "pending"}  # aborted before the final dot: still owed
+
+
+def test_10_sigterm_during_article_extraction_stops_run(tmp_path, server):
+    from conftest import Reply, rss
+
+    deep = 60_000  # the extractor is quadratic in depth on main (8,000 levels: seconds; this: many minutes)
+    server.routes["/deep"] = Reply(body=("<html><body>" + "<div>" * deep + "<p>" + "fentanyl seizure " * 40 + "</p>"
+                                         + "</div>" * deep + "</body></html>").encode())
+    server.routes["/robots.txt"] = Reply(404)
+    server.routes["/feed"] = Reply(body=rss([{"title": "Teaser", "link": server.url("/deep"), "guid": "d1"}]))
+    proc = start_run(tmp_path, f"sources:\n  - id: a\n    url: {server.url('/feed')}\n    fetch_articles: true\n",
+                     {"SMTP_HOST": ""})
+    try:
+        assert wait_until(lambda: "/deep" in server.hits, timeout=90), "the article page was never fetched"
+    finally:
+        code, err = stop_and_wait(proc)
+    assert code == 0, err[-3000:]
+    assert "Traceback" not in err
