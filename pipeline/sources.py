@@ -17,6 +17,7 @@ from urllib.parse import urljoin, urlsplit
 from .config import Source
 from .errors import BorderwatchError
 from .fetch import Fetcher, Policy, Response
+from .fetch import origin as origin_of
 from .parse import Entry, ParseError, page_links, parse_feed
 
 FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json", "application/json",
@@ -92,7 +93,7 @@ def guess_listing(body: bytes, base: str, headers: dict | None = None) -> tuple[
 
 async def discover(url: str, fetcher: Fetcher, timeout: float = 20.0) -> Discovered:
     """Find the feed for ``url`` (or a page source); raise DiscoveryError saying what was tried."""
-    policy = Policy(timeout, 10_000_000, (urlsplit(url).hostname or "").lower())
+    policy = Policy(timeout, 10_000_000, origin_of(url))  # the SSRF exemption covers this origin only
     first = await fetcher.get(url, policy)
     if not first.ok:
         raise DiscoveryError(f"cannot fetch {url}: {first.error or f'HTTP {first.status}'}")
