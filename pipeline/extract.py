@@ -468,12 +468,11 @@ MAX_FILE_BYTES = 10_000_000
 
 
 async def _fetch_all(urls: list[str], timeout: float) -> dict:
-    from .fetch import Fetcher, Policy
+    from .fetch import Fetcher, Policy, origin
 
     async with Fetcher() as fetcher:
         async def one(url: str):
-            host = (urlsplit(url).hostname or "").lower()
-            policy = Policy(timeout=timeout, own_host=host)  # the address the user typed may be local
+            policy = Policy(timeout=timeout, own_origin=origin(url))  # the origin the user typed may be local
             refusal = await fetcher.robots.refusal(fetcher, url, policy)
             if refusal:
                 return url, (None, refusal)
