@@ -21,7 +21,8 @@ from .config import FeedsConfig, Source
 from .dedup import canonical_url, fingerprint, shingle_sketch
 from .fetch import Fetcher, Policy, Response, origin
 from .fold import Folded
-from .extract import ArticlePage, detect_language, extract_article
+from .extract import ArticlePage, detect_language
+from .guard import EXTRACT_DEADLINE, EXTRACTOR, GuardError, extract_guarded
 from .parse import Entry, ParseError, page_links, parse_feed, scrub
 from .models import MAX_TITLE
 from .rules.match import article_text, match_article
@@ -123,17 +124,21 @@ def published_or_fetched(published: dt.datetime | None, fetched: str) -> str:
     return fetched
 
 
+MAX_MATCH_TEXT = 100_000  # characters of an article's text that rules, fingerprint and sketch see
+
+
 def prepare_article(e: Entry, fetched: str, matcher) -> NewArticle:
     """Fold once; fingerprint, sketch and match on the same folded text."""
     e.title, e.text, e.author, e.url, e.guid = (scrub(v or "") for v in (e.title, e.text, e.author, e.url, e.guid))
-    doc = Folded.of(article_text(e.title, e.text))
+    text = e.text[:MAX_MATCH_TEXT]  # matching, fingerprint and sketch see at most this much (the text is kept whole)
+    doc = Folded.of(article_text(e.title, text))
     words = doc.words
     title_words = Folded.of(e.title[:MAX_TITLE]).words
-    title_len = len(title_words) if e.text else 0
+    title_len = len(title_words) if text else 0
     body_words = words[title_len:] or words
-    hits = match_article(matcher, e.title, e.text, doc) if matcher else []
+    hits = match_article(matcher, e.title, text, doc) if matcher else []
     if matcher is not None and matcher.semantic is not None:
-        hits = matcher.semantic.review(e.title, e.text, hits)  # optional extra: guard and suggestions
+        hits = matcher.semantic.review(e.title, text, hits)  # optional extra: guard and suggestions
     sketch, whole, positions, lead = shingle_sketch(body_words)
     return NewArticle(
         url=e.url, guid=e.guid or e.url, title=e.title, text=e.text, author=e.author,
@@ -208,23 +213,23 @@ class Poller:
 
     async def _parse(self, source: Source, resp: Response) -> list[Entry]:
         args = (source.type, source.link_selector, resp.body, resp.final_url or source.url, resp.headers)
-        if self.pool is None:
-            return parse_entries(*args)
+        if self.pool is None:  # CPU work never runs on the event loop: other sources' fetches go on
+            return await asyncio.to_thread(parse_entries, *args)
         return await self.pool.run(parse_entries, *args, fallback=lambda: parse_entries(*args))
 
     async def _extract(self, body: bytes, url: str, headers: dict) -> ArticlePage:
-        """Article text off the event loop: in the worker process when there is one (a page that kills
-        it yields no text rather than being retried here), else in a thread."""
-        if self.pool is None:
-            return await asyncio.to_thread(extract_article, body, url, headers)
-        return await self.pool.run(extract_article, body, url, headers, fallback=lambda: ArticlePage("", ""))
+        """Article text off the event loop, in the extraction worker process under a deadline and a
+        depth limit (guard.py); raises GuardError when the page exceeds them."""
+        return await _extract(body, url, headers)
 
     async def _prepare(self, entries: list[Entry], fetched: str) -> list[NewArticle]:
         def here() -> list[NewArticle]:
             return [prepare_article(e, fetched, self.matcher) for e in entries]
 
-        if self.pool is None or not entries:
-            return here()
+        if not entries:
+            return []
+        if self.pool is None:
+            return await asyncio.to_thread(here)
         return await self.pool.run(_prepare_in_worker, entries, fetched, fallback=here)
 
     async def poll(self, source: Source, state: dict | None) -> PollOutcome:
@@ -333,7 +338,10 @@ class Poller:
                 outcome.backlog_put.append(w.backlog(error=r.error, next_attempt=iso(now + dt.timedelta(seconds=wait))))
                 w.requeued = True
                 return None
-            page = await self._extract(r.body, r.final_url or e.url, r.headers)
+            try:
+                page = await self._extract(r.body, r.final_url or e.url, r.headers)
+            except GuardError as exc:  # this page fails alone, recorded; its feed's teaser is kept
+                return give_up(w, f"article page not extracted: {exc}")
             if page.canonical:
                 e.url = canonical_url(page.canonical)
             e.title = e.title or page.title
@@ -346,6 +354,21 @@ class Poller:
 
         fetched = await asyncio.gather(*(one(w) for w in work))
         return [e for e in fetched if e is not None]
+
+
+_EXTRACT_QUEUE = None  # one thread hands pages to the extraction worker process, one at a time
+
+
+async def _extract(body: bytes, url: str, headers: dict):
+    """An article page's text, extracted in the worker process under a deadline and a depth limit
+    (guard.py); raises GuardError when the page exceeds them. The event loop only waits."""
+    global _EXTRACT_QUEUE
+    if _EXTRACT_QUEUE is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _EXTRACT_QUEUE = ThreadPoolExecutor(1, thread_name_prefix="borderwatch-extract")
+    return await asyncio.get_running_loop().run_in_executor(
+        _EXTRACT_QUEUE, EXTRACTOR.call, extract_guarded, (body, url, headers), EXTRACT_DEADLINE)
 
 
 @dataclass

@@ -61,6 +61,8 @@ def term_words(text: str) -> list[str]:
     return _WORD.findall(fold(text))
 
 
+_ONE_SPACE = re.compile(" ")
+
 @dataclass
 class Folded:
     """An article's text folded for matching.
@@ -78,6 +80,7 @@ class Folded:
     _lead: int = field(default=0, repr=False)
     _spans: list[tuple[int, int]] | None = field(default=None, repr=False)
     _offsets: list[int] | None = field(default=None, repr=False)
+    _space_at: list[int] | None = field(default=None, repr=False)  # positions of the spaces in ``joined`` (lazy)
 
     @classmethod
     def of(cls, text: str) -> "Folded":
@@ -95,8 +98,11 @@ class Folded:
         return self.joined.split()
 
     def word_index(self, pos: int) -> int:
-        """Index of the word at position ``pos`` of ``joined``."""
-        return self.joined.count(" ", 0, pos + 1) - 1
+        """Index of the word at position ``pos`` of ``joined`` (a bisect over the space positions,
+        found once: counting spaces per call made many hits in a long text quadratic)."""
+        if self._space_at is None:
+            self._space_at = [m.start() for m in _ONE_SPACE.finditer(self.joined)]
+        return bisect.bisect_right(self._space_at, pos) - 1
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """Span in ``original`` of ``joined[start:end]`` (which starts and ends on word boundaries)."""

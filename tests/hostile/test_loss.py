@@ -240,6 +240,92 @@ def test_7_an_absurd_article_date_costs_that_article_its_date_only(server, tmp_p
     assert rows["Normal"]["published"] == "2026-11-20T10:00:00Z"
 
 
+# 8. Deep nesting: extraction under a depth limit and a deadline, in a worker process -------------------
+
+
+def test_8_a_100000_deep_article_page_fails_alone(server, tmp_path, db, matcher):
+    deep = b"<html><body>" + b"<div>" * 100_000 + b"<p>fentanyl</p>" + b"</div>" * 100_000 + b"</body></html>"
+    server.routes["/feed"] = Reply(body=rss([
+        {"title": "Deep teaser", "link": server.url("/a/deep"), "guid": "d", "description": "short teaser"},
+        {"title": "Normal teaser", "link": server.url("/a/ok"), "guid": "n", "description": "short teaser"}]))
+    server.routes["/a/deep"] = Reply(body=deep)
+    server.routes["/a/ok"] = Reply(body=article_page("Normal", MIGRANTS))
+    server.routes["/robots.txt"] = Reply(404)
+    server.routes["/ok"] = Reply(body=good_feed())
+    feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": "f", "url": server.url("/feed"), "fetch_articles": "true"},
+                                                 {"id": "ok", "url": server.url("/ok")}])
+    store.sync_sources(db, feeds.sources)
+    # a generous bound on the event itself, so that the old behaviour (hours) fails instead of hanging
+    result = asyncio.run(asyncio.wait_for(run_cycle(db, feeds, matcher), timeout=120))
+    reports = {r.source: r for r in result.reports}
+    assert reports["ok"].ok and reports["ok"].new_articles == 1
+    assert reports["f"].ok and reports["f"].new_articles == 2
+    texts = {r[0]: r[1] for r in db.execute("SELECT title, text FROM articles WHERE source = 'f'")}
+    assert texts["Deep teaser"] == "short teaser" and "migrants" in texts["Normal teaser"]
+    error = db.execute("SELECT last_error FROM backlog WHERE url = ?", (server.url("/a/deep"),)).fetchone()[0]
+    assert "nests elements more than" in error
+
+
+def test_8_extraction_past_its_deadline_is_cut_off_and_the_worker_replaced():
+    import time
+
+    from pipeline.guard import GuardError, Sandbox, extract_guarded
+
+    sandbox = Sandbox("borderwatch-test")
+    try:
+        try:
+            sandbox.call(time.sleep, (60,), timeout=1.0)
+            raise AssertionError("the deadline did not fire")
+        except GuardError as exc:
+            assert "longer than 1s" in str(exc)
+        page = sandbox.call(extract_guarded, (article_page("After", MIGRANTS), "https://x.example/a", {}), timeout=60)
+        assert "migrants" in page.text
+    finally:
+        sandbox.close()
+
+
+# 9. CPU work never runs on the event loop; text is capped before matching ----------------------------
+
+
+def test_9_a_feed_full_of_rule_words_does_not_block_the_event_loop(server, tmp_path, db, matcher):
+    words = "fentanyl cartel Sinaloa border migrants Tijuana asylum extradition seizure smuggling rifles Mexico "
+    text = (words * 1000)[:100_000]
+    server.routes["/heavy"] = Reply(body=rss([{"title": f"Heavy {i}", "link": f"https://h.example/{i}", "guid": f"h{i}",
+                                               "description": text + f" {i}"} for i in range(12)]))
+    filler = ("The committee reviewed the schedule of the regional orchestra and the library opening hours. " * 1400)[:120_000]
+    server.routes["/long"] = Reply(body=rss([{"title": "Long minutes", "link": "https://l.example/1", "guid": "l1",
+                                              "description": filler + " Fentanyl seizure at the border crossing."}]))
+    server.routes["/ok"] = Reply(body=good_feed())
+    feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": "heavy", "url": server.url("/heavy")},
+                                                 {"id": "long", "url": server.url("/long")}, {"id": "ok", "url": server.url("/ok")}])
+    store.sync_sources(db, feeds.sources)
+
+    async def main():
+        gaps, done = [], asyncio.Event()
+
+        async def heartbeat():
+            loop = asyncio.get_running_loop()
+            last = loop.time()
+            while not done.is_set():
+                await asyncio.sleep(0.01)
+                gaps.append(loop.time() - last)
+                last = loop.time()
+
+        beat = asyncio.create_task(heartbeat())
+        result = await run_cycle(db, feeds, matcher)
+        done.set()
+        await beat
+        return result, max(gaps)
+
+    result, longest = asyncio.run(main())
+    reports = {r.source: r for r in result.reports}
+    assert all(r.ok for r in reports.values()) and reports["heavy"].new_articles == 12
+    assert longest < 2.0  # before: parsing and matching ran on the loop, blocking it for the whole batch
+    long_text, = db.execute("SELECT text FROM articles WHERE source = 'long'").fetchone()
+    assert long_text.endswith("Fentanyl seizure at the border crossing.")  # stored whole
+    assert not db.execute("SELECT 1 FROM hits h JOIN articles a ON a.id = h.article WHERE a.source = 'long'").fetchone()
+
+
 # Property: random Unicode (surrogates included), dates and nesting through parse -> store -> hits ----------
 
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
