@@ -232,9 +232,9 @@ def aligned_run(positions: tuple[tuple[int | None, int | None], ...], side: int,
 
     ``side`` says which text is the short one (0: the new text, 1: the stored one), ``length``
     its length in words, ``longer`` the positions of the other text's hashes. An excerpt or a
-    copy shares a run: its shared hashes sit at one shift (within ALIGN_SLACK words), spread
-    over the short text, and the other text has next to no hashes inside that run that the
-    short one lacks. Shingles that different texts share by chance (stock phrases, formulaic
+    copy shares a run: its shared hashes sit at one shift (within ALIGN_SLACK words), their
+    shingles cover at least half of the short text's words, and the other text has next to no
+    hashes inside that run that the short one lacks. Shingles that different texts share by chance (stock phrases, formulaic
     sentences) are scattered, bunched in one phrase, or have the other text's own words
     between them. Unknown positions count as aligned."""
     known = sorted((there - here, here, there) for here, there in positions if here is not None and there is not None)
@@ -248,8 +248,10 @@ def aligned_run(positions: tuple[tuple[int | None, int | None], ...], side: int,
             best = known[lo:hi + 1]
     if not best:
         return unknown
-    on_short = [p[1 + side] for p in best]
-    if max(on_short) - min(on_short) + SHINGLE < max(MIN_CONTAINMENT * length, MIN_RUN):
+    covered: set[int] = set()  # words of the short text inside a shared shingle
+    for p in best:
+        covered.update(range(p[1 + side], p[1 + side] + SHINGLE))
+    if len(covered) < max(MIN_CONTAINMENT * length, MIN_RUN):
         return unknown
     on_long = {p[2 - side] for p in best}
     first, last = min(on_long), max(on_long)

@@ -605,8 +605,8 @@ def _save_one(conn: sqlite3.Connection, outcome: PollOutcome, decide: Decide) ->
     fresh = {a.fingerprint or a.url: a for a in outcome.articles
              if not (known.get(("url", a.url)) or known.get(("fp", a.fingerprint)))}
     now = now_iso()
-    _add_boilerplate(conn, outcome.source,
-                     batch_boilerplate([set(a.shingles) or set(a.sketch).union(a.lead) for a in fresh.values()]), now)
+    touched = _add_boilerplate(conn, outcome.source,
+                               batch_boilerplate([set(a.shingles) or set(a.sketch).union(a.lead) for a in fresh.values()]), now)
     pruned = _pruned_fingerprints(conn, [a.fingerprint for a in outcome.articles if a.fingerprint])
     for art in outcome.articles:
         dup = known.get(("url", art.url)) or known.get(("fp", art.fingerprint))
@@ -620,7 +620,7 @@ def _save_one(conn: sqlite3.Connection, outcome: PollOutcome, decide: Decide) ->
                          (outcome.source, art.guid, dup))
             continue
         form, overlaps, crowded = story_overlaps(conn, outcome.source, art.sketch, art.shingles, now, art.positions,
-                                                 art.lead)
+                                                 art.lead, touched)
         stories = decide(form, overlaps) or []
         if not stories:
             art.story_id = conn.execute("INSERT INTO stories (title, first_seen) VALUES (?, ?)",
@@ -646,6 +646,7 @@ def _save_one(conn: sqlite3.Connection, outcome: PollOutcome, decide: Decide) ->
         known[("url", art.url)] = art.id
         if art.fingerprint:  # an empty fingerprint (too little text) is never a key
             known[("fp", art.fingerprint)] = art.id
+    _recheck(conn, touched, decide)
     for guid, url in outcome.aliases:
         row = conn.execute("SELECT id FROM articles WHERE url = ?", (url,)).fetchone()
         if row:
@@ -689,8 +690,8 @@ _POSTINGS = ("SELECT s.hash, s.article, m.source, m.story, m.size, m.whole, s.po
 
 
 def story_overlaps(conn: sqlite3.Connection, source: str, sketch: list[int], whole: list[int],
-                   seen: str | None = None, positions: dict[int, int] | None = None, lead: list[int] = ()
-                   ) -> tuple[StoredForm, list[Overlap], set[int]]:
+                   seen: str | None = None, positions: dict[int, int] | None = None, lead: list[int] = (),
+                   touched: set[int] | None = None) -> tuple[StoredForm, list[Overlap], set[int]]:
     """Every stored article sharing hashes with this text, with how many it shares.
 
     Hashes that are boilerplate of ``source`` are left out (those already known, and
@@ -698,6 +699,7 @@ def story_overlaps(conn: sqlite3.Connection, source: str, sketch: list[int], who
     recorded). Returns the text's stored form, the overlaps, and the hashes already
     stored for ``COMMON_POSTINGS`` articles (stock phrases: not stored again). The cost
     depends on the postings of this text's hashes, not on the size of the database.
+    Stored articles whose sketches lose hashes to new boilerplate are added to ``touched``.
     """
     positions = positions or {}
     every = sorted(set(sketch).union(whole, lead))
@@ -715,9 +717,17 @@ def story_overlaps(conn: sqlite3.Connection, source: str, sketch: list[int], who
         stock = {h for h, rows in postings.items() if is_common(len(rows), len({row[2] for row in rows}))}
         if not found and not stock:
             break
-        _add_boilerplate(conn, source, found, seen or now_iso())
-        _add_boilerplate(conn, STOCK, stock, seen or now_iso())
+        changed = _add_boilerplate(conn, source, found, seen or now_iso()) | _add_boilerplate(conn, STOCK, stock, seen or now_iso())
+        if touched is not None:
+            touched |= changed
         boiler |= found | stock
+    overlaps = _overlaps(conn, form, postings, positions, boiler)
+    crowded = {h for h, rows in postings.items() if len(rows) >= COMMON_POSTINGS}
+    return form, overlaps, crowded
+
+
+def _overlaps(conn: sqlite3.Connection, form: StoredForm, postings: dict[int, list[tuple]], positions: dict[int, int],
+              boiler: set[int]) -> list[Overlap]:
     pairs: dict[int, list[tuple[int | None, int | None]]] = defaultdict(list)
     sampled: Counter[int] = Counter()
     meta: dict[int, tuple[int, int, int]] = {}
@@ -728,11 +738,32 @@ def story_overlaps(conn: sqlite3.Connection, source: str, sketch: list[int], who
             sampled[article] += mine and theirs
             meta[article] = (story, size, whole_n)
     # fewer shared hashes than MIN_SHARED can never make a story: those are not candidates
-    overlaps = [Overlap(a, meta[a][0], sampled[a], meta[a][1], meta[a][2], tuple(ps),
-                        _positions_of(conn, a, boiler) if form.whole or meta[a][2] else ())
-                for a, ps in pairs.items() if len(ps) >= MIN_SHARED]
-    crowded = {h for h, rows in postings.items() if len(rows) >= COMMON_POSTINGS}
-    return form, overlaps, crowded
+    return [Overlap(a, meta[a][0], sampled[a], meta[a][1], meta[a][2], tuple(ps),
+                    _positions_of(conn, a, boiler) if form.whole or meta[a][2] else ())
+            for a, ps in pairs.items() if len(ps) >= MIN_SHARED]
+
+
+def _recheck(conn: sqlite3.Connection, articles: set[int], decide: Decide) -> None:
+    """Decide again for stored articles whose sketches lost boilerplate hashes: without them a text
+    may now match a story it did not (merges only). So what is learnt later about a site does not
+    leave the stories depending on which copy arrived first."""
+    for article in sorted(articles):
+        meta = conn.execute("SELECT story, size, whole FROM sketch_articles WHERE article = ?", (article,)).fetchone()
+        if meta is None:
+            continue
+        story, size, whole = meta
+        mine = conn.execute("SELECT hash, pos, sampled FROM sketches WHERE article = ?", (article,)).fetchall()
+        positions = {h: pos for h, pos, _ in mine if pos is not None}
+        form = StoredForm([h for h, _, _ in mine], size, whole, frozenset(h for h, _, sampled in mine if sampled),
+                          tuple(sorted(positions.values())))
+        postings: dict[int, list[tuple]] = defaultdict(list)
+        if form.hashes:
+            for h, *row in conn.execute(_POSTINGS, (json.dumps(form.hashes),)):
+                if row[0] != article:
+                    postings[h].append(row)
+        stories = sorted({story, *(decide(form, _overlaps(conn, form, postings, positions, set())) or [])})
+        if len(stories) > 1:
+            merge_stories(conn, stories[0], stories[1:])
 
 
 def _positions_of(conn: sqlite3.Connection, article: int, ignore: set[int]) -> tuple[int, ...]:
@@ -749,16 +780,18 @@ def _store_sketch(conn: sqlite3.Connection, article: int, story: int, source: st
                      [(h, article, positions.get(h), h in form.sampled) for h in form.hashes if h not in crowded])
 
 
-def _add_boilerplate(conn: sqlite3.Connection, source: str, hashes: set[int], seen: str) -> None:
-    """Record hashes as boilerplate of a source and take them out of its stored articles' sketches."""
+def _add_boilerplate(conn: sqlite3.Connection, source: str, hashes: set[int], seen: str) -> set[int]:
+    """Record hashes as boilerplate of a source (or, under STOCK, stock phrases) and take them out of the
+    stored sketches of that source's articles (of every article, for stock phrases), sizes adjusted."""
     if not hashes:
-        return
+        return set()
     q = json.dumps(sorted(hashes))
     conn.execute("INSERT INTO boilerplate (source, hash, seen) SELECT ?, value, ? FROM json_each(?) WHERE true"
                  " ON CONFLICT (source, hash) DO UPDATE SET seen = excluded.seen", (source, seen, q))
     rows = conn.execute("SELECT s.article, count(*), sum(s.sampled), m.size, m.whole FROM sketches s"
                         " JOIN sketch_articles m ON m.article = s.article"
-                        " WHERE s.hash IN (SELECT value FROM json_each(?)) AND m.source = ? GROUP BY s.article", (q, source)).fetchall()
+                        " WHERE s.hash IN (SELECT value FROM json_each(?)) AND (m.source = ? OR ? = ?) GROUP BY s.article",
+                        (q, source, source, STOCK)).fetchall()
     for article, n, sampled, size, whole in rows:
         conn.execute("DELETE FROM sketches WHERE article = ? AND hash IN (SELECT value FROM json_each(?))", (article, q))
         if whole:
@@ -767,6 +800,7 @@ def _add_boilerplate(conn: sqlite3.Connection, source: str, hashes: set[int], se
         else:
             size = max(size - sampled, 0)
         conn.execute("UPDATE sketch_articles SET size = ?, whole = ? WHERE article = ?", (size, whole, article))
+    return {r[0] for r in rows}
 
 
 def merge_stories(conn: sqlite3.Connection, keep: int, others: list[int]) -> None:
