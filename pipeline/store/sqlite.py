@@ -506,7 +506,8 @@ class NewArticle:
 
 
 def known_keys(db: sqlite_utils.Database, source: str, guids: list[str], urls: list[str]) -> tuple[set[str], set[str]]:
-    """Which of these GUIDs (for this source) and canonical URLs are already stored."""
+    """Which of these GUIDs and canonical URLs this source already stored (or prune removed). A URL
+    stored only by another source is decided by content when the poll is written (_resolve_claims)."""
     seen_guids: set[str] = set()
     seen_urls: set[str] = set()
     for chunk in _chunks(guids):
@@ -518,8 +519,9 @@ def known_keys(db: sqlite_utils.Database, source: str, guids: list[str], urls: l
     for chunk in _chunks(urls):
         marks = ",".join("?" * len(chunk))
         seen_urls.update(r[0] for r in db.execute(
-            f"SELECT url FROM articles WHERE url IN ({marks}) UNION ALL"
-            f" SELECT value FROM pruned_keys WHERE kind = 'url' AND source = '' AND value IN ({marks})", [*chunk, *chunk]))
+            f"SELECT url FROM articles WHERE source = ? AND url IN ({marks}) UNION ALL"
+            f" SELECT value FROM pruned_keys WHERE kind = 'url' AND source = '' AND value IN ({marks})",
+            [source, *chunk, *chunk]))
     return seen_guids, seen_urls
 
 
@@ -602,6 +604,7 @@ def _save_isolated(conn: sqlite3.Connection, outcome: PollOutcome, decide: Decid
 def _save_one(conn: sqlite3.Connection, outcome: PollOutcome, decide: Decide) -> list[NewArticle]:
     inserted: list[NewArticle] = []
     known = _existing(conn, [a.url for a in outcome.articles], [a.fingerprint for a in outcome.articles if a.fingerprint])
+    _resolve_claims(conn, outcome.source, outcome.articles, known)
     fresh = {a.fingerprint or a.url: a for a in outcome.articles
              if not (known.get(("url", a.url)) or known.get(("fp", a.fingerprint)))}
     now = now_iso()
@@ -670,6 +673,27 @@ def _pruned_fingerprints(conn: sqlite3.Connection, fingerprints: list[str]) -> s
         out.update(r[0] for r in conn.execute(
             f"SELECT value FROM pruned_keys WHERE kind = 'fp' AND source = '' AND value IN ({','.join('?' * len(chunk))})", chunk))
     return out
+
+
+def _resolve_claims(conn: sqlite3.Connection, source: str, articles: list[NewArticle], known: dict) -> None:
+    """A URL that another source stored with other content does not make this article a duplicate
+    (a hostile or mistaken feed could otherwise pre-empt any URL). The same article is: stored by
+    this source, or with the same folded title, or the same fingerprint. Otherwise this article is
+    stored under its own key, the URL with a ``#from-SOURCE`` fragment (canonical URLs never have
+    fragments, so the key cannot collide, and the link still opens the page)."""
+    for art in articles:
+        if not known.get(("url", art.url)):
+            continue
+        title = Folded.of(art.title or "").words
+        claims = conn.execute("SELECT id, url, source, title, fingerprint FROM articles WHERE url = ? OR (url > ? AND url < ?)"
+                              " ORDER BY id", (art.url, art.url + "#from-", art.url + "#from.")).fetchall()
+        same = next((c for c in claims if c[2] == source or (art.fingerprint and c[4] == art.fingerprint)
+                     or Folded.of(c[3] or "").words == title), None)
+        if same is not None:
+            art.url = same[1]
+            known[("url", art.url)] = same[0]
+        else:
+            art.url = f"{art.url}#from-{source}"
 
 
 def _existing(conn: sqlite3.Connection, urls: list[str], fingerprints: list[str]) -> dict[tuple[str, str], int]:

@@ -157,6 +157,30 @@ def test_3_items_sharing_a_short_description_or_a_text_under_other_titles_are_no
     assert reports["c"].new_articles == 0 and store.counts(db)["articles"] == 6
 
 
+# 4. A URL claimed first by another source ---------------------------------------------------------
+
+
+def test_4_a_url_claimed_by_another_source_does_not_hide_the_real_article(server, tmp_path, db, matcher):
+    url = "https://real.example/2026/11/lab"
+    real_text = ("Mexican marines dismantled a fentanyl laboratory in the mountains of Sinaloa and seized precursor "
+                 "chemicals, the navy said on Monday, in an operation near the town of Cosala.")
+    server.routes["/hostile"] = Reply(body=rss([{"title": "Nothing to see", "link": url, "guid": "h1",
+                                                 "description": "Buy cheap watches online today."}]))
+    server.routes["/real"] = Reply(body=rss([{"title": "Fentanyl lab dismantled in Sinaloa", "link": url, "guid": "r1",
+                                              "description": real_text}]))
+    server.routes["/agg"] = Reply(body=rss([{"title": "Fentanyl lab dismantled in Sinaloa", "link": url, "guid": "a1",
+                                             "description": "Mexican marines dismantled a fentanyl laboratory."}]))
+    for sid in ("hostile", "real", "agg", "real"):  # the hostile claim comes first; then the outlet; then an aggregator
+        feeds = feeds_for(tmp_path / f"{sid}.yaml", [{"id": sid, "url": server.url("/" + sid)}])
+        result, reports = run(db, feeds, matcher)
+        assert reports[sid].ok
+    rows = {r[0]: r[1] for r in db.execute("SELECT source, url FROM articles")}
+    assert set(rows) == {"hostile", "real"}  # the aggregator's copy (same title) is the outlet's article
+    assert rows["real"].startswith(url)
+    rules = {r[0] for r in db.execute("SELECT h.rule FROM hits h JOIN articles a ON a.id = h.article WHERE a.source = 'real'")}
+    assert "fentanyl" in rules
+
+
 # 5. Prune keeps what dedup needs ---------------------------------------------------------------------
 
 
