@@ -14,15 +14,14 @@ from __future__ import annotations
 import datetime as dt
 import html
 import io
-import multiprocessing
 import re
-import threading
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 from bs4 import BeautifulSoup
 
 from .errors import BorderwatchError
+from .guard import GuardError, Sandbox
 from .models import MAX_TEXT, MAX_TITLE
 from .timestamps import parse_iso
 
@@ -212,33 +211,22 @@ def _entry_from_dict(d: dict, base_url: str) -> Entry | None:
 # ------------------------------------------------------------- feedparser in a worker process
 
 
-def _worker(conn) -> None:  # runs in the child process
-    import resource
-
-    try:
-        resource.setrlimit(resource.RLIMIT_AS, (FALLBACK_MEMORY, FALLBACK_MEMORY))
-    except (ValueError, OSError):
-        pass
+def _feedparser_entries(body: bytes, headers: dict[str, str]) -> tuple[list | None, str | None]:
+    """feedparser on one body (runs in the sandbox process): plain entries, or None and the reason."""
     import feedparser
 
-    while True:
-        try:
-            body, headers = conn.recv()
-        except EOFError:
-            return
-        try:
-            parsed = feedparser.parse(io.BytesIO(body), response_headers=headers,
-                                      sanitize_html=False, resolve_relative_uris=False)
-            entries = [_plain_entry(e) for e in parsed.entries]
-            reason = None
-            if not entries and not parsed.get("version"):  # a recognised feed with no items is fine
-                problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
-                reason = f"not a feed: {problem}"[:300] if problem else "not a feed: no RSS, Atom or JSON Feed structure found"
-            conn.send((entries if not reason else None, reason))
-        except MemoryError:
-            conn.send((None, "parser ran out of memory (limit reached)"))
-        except Exception as exc:
-            conn.send((None, f"parser error: {type(exc).__name__}: {exc}"[:300]))
+    try:
+        parsed = feedparser.parse(io.BytesIO(body), response_headers=headers,
+                                  sanitize_html=False, resolve_relative_uris=False)
+    except MemoryError:
+        return None, "parser ran out of memory (limit reached)"
+    except Exception as exc:
+        return None, f"parser error: {type(exc).__name__}: {exc}"[:300]
+    entries = [_plain_entry(e) for e in parsed.entries]
+    if not entries and not parsed.get("version"):  # a recognised feed with no items is fine
+        problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
+        return None, (f"not a feed: {problem}"[:300] if problem else "not a feed: no RSS, Atom or JSON Feed structure found")
+    return entries, None
 
 
 def _plain_entry(e) -> dict:
@@ -261,52 +249,14 @@ def _plain_entry(e) -> dict:
             "links": [{"href": str(l.get("href", "")), "rel": l.get("rel")} for l in (e.get("links") or []) if isinstance(l, dict)]}
 
 
-class _Sandbox:
-    """One long-lived feedparser worker; killed and replaced when it overruns."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._proc = None
-        self._conn = None
-
-    def _start(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_worker, args=(child,), daemon=True, name="borderwatch-feedparser")
-        self._proc.start()
-        child.close()
-        self._conn = parent
-
-    def _kill(self) -> None:
-        if self._proc is not None:
-            self._proc.kill()
-            self._proc.join(5)
-        self._proc = self._conn = None
-
-    def parse(self, body: bytes, headers: dict[str, str], timeout: float) -> tuple[list | None, str | None]:
-        with self._lock:
-            if self._proc is None or not self._proc.is_alive():
-                self._start()
-            try:
-                self._conn.send((body, headers))
-                if not self._conn.poll(timeout):
-                    self._kill()
-                    return None, f"rejected: feed parser exceeded {timeout:g}s (hostile or pathological feed)"
-                return self._conn.recv()
-            except (EOFError, OSError, BrokenPipeError):
-                self._kill()
-                return None, "rejected: feed parser crashed (out of memory or hostile feed)"
-
-    def close(self) -> None:
-        with self._lock:
-            self._kill()
-
-
-SANDBOX = _Sandbox()
+SANDBOX = Sandbox("borderwatch-feedparser", memory=FALLBACK_MEMORY)
 
 
 def _fallback(body: bytes, headers: dict[str, str]) -> tuple[list | None, str | None]:
-    return SANDBOX.parse(body, headers, FALLBACK_TIMEOUT)
+    try:
+        return SANDBOX.call(_feedparser_entries, (body, headers), FALLBACK_TIMEOUT)
+    except GuardError as exc:  # overran its deadline, or the process died
+        return None, f"rejected: feed parser {exc}"
 
 
 # --------------------------------------------------------------------------- pages
