@@ -4,6 +4,8 @@
 #     -v "$PWD/feeds.yaml:/config/feeds.yaml:ro" -v "$PWD/keywords.yaml:/config/keywords.yaml:ro" \
 #     -e SMTP_HOST=smtp.example.org -e SMTP_USER=... -e SMTP_PASSWORD=... -e DIGEST_FROM=alerts@example.org \
 #     borderwatch
+# The image also carries the `postgres` extra (psycopg, procrastinate): with BORDERWATCH_DB set to a
+# postgresql:// URL the same image is a cluster member; compose.yaml runs PostgreSQL and N of them.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -16,12 +18,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY pipeline ./pipeline
-RUN pip install ".[metrics]"
+RUN pip install ".[metrics,postgres]"
 
 COPY feeds.yaml keywords.yaml /config/
 RUN useradd --create-home --uid 10001 borderwatch \
-    && mkdir -p /data \
-    && chown borderwatch:borderwatch /data
+    && mkdir -p /data/outbox \
+    && chown -R borderwatch:borderwatch /data \
+    && chmod 0700 /data/outbox
 USER borderwatch
 WORKDIR /data
 VOLUME ["/data"]
