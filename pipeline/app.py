@@ -244,6 +244,9 @@ class Borderwatch:
         """The Datasette command line that serves this database with canned queries."""
         from .browse import serve_command
 
+        if store.is_postgres(self.settings.db):
+            raise InvalidArgument("browse serves a SQLite file with Datasette; for PostgreSQL use psql or any SQL "
+                                  "client on the same URL (the tables are documented in the README)", "db")
         self.store()  # it exists and is a borderwatch database
         return serve_command(self.settings.db, host, port, open_browser=open_browser)
 
@@ -405,7 +408,7 @@ class Borderwatch:
             found = discover_sync(target.strip())
             source = Source(id="test", url=found.url, name=found.name, type=found.type,
                             link_selector=found.link_selector, fetch_articles=found.type == "page")
-        if os.path.exists(self.settings.db):
+        if store.is_postgres(self.settings.db) or os.path.exists(self.settings.db):
             return source, trial_poll(source, self.store().db, self.matcher)
         with store.open_store(":memory:") as scratch:
             return source, trial_poll(source, scratch.db, self.matcher)

@@ -35,8 +35,9 @@ def face(*, feeds: bool = True, keywords: bool = True, db: bool = True):
                 return fn(bw, *args, **kwargs)
 
         if db:
-            inner = click.option("--db", "db_path", metavar="PATH",
-                                 help="SQLite database (env BORDERWATCH_DB; default borderwatch.db).")(inner)
+            inner = click.option("--db", "db_path", metavar="PATH|URL",
+                                 help="SQLite database file, or postgresql://USER@HOST/DB for the cluster set-up "
+                                      "(env BORDERWATCH_DB; default borderwatch.db).")(inner)
         if keywords:
             inner = click.option("--keywords", "keywords_path", metavar="PATH",
                                  help="Rule file (env BORDERWATCH_KEYWORDS; default keywords.yaml).")(inner)
@@ -94,6 +95,12 @@ class Main(click.Group):
             sys.exit(exc.exit_code)
         except sqlite3.Error as exc:
             click.echo(f"error: database: {exc}; check --db and that no other process holds it", err=True)
+            sys.exit(EXIT_RUNTIME)
+        except Exception as exc:
+            if not type(exc).__module__.startswith("psycopg"):
+                raise
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # PostgreSQL (the cluster set-up)
+            click.echo(f"error: database: {first}; check --db and that the PostgreSQL server is reachable", err=True)
             sys.exit(EXIT_RUNTIME)
         except OSError as exc:
             where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
@@ -660,7 +667,7 @@ def serve(bw: Borderwatch, host: str, port: int) -> None:
         click.echo(f"error: serve needs the serve extra ({exc.name} is missing): pip install 'borderwatch[serve]'", err=True)
         sys.exit(EXIT_RUNTIME)
     s = bw.settings
-    if not Path(s.db).exists():
+    if not s.db_is_url and not Path(s.db).exists():
         click.echo(f"note: no database at {s.db} yet; pages will say so until `borderwatch run` creates it", err=True)
     run_server(WebConfig(s.db, s.feeds, s.keywords, s.public_url), host, port)
 

@@ -61,6 +61,11 @@ class Settings:
     smtp: SMTPSettings | None = None
     extra: dict[str, str] = field(default_factory=dict, repr=False)  # other BORDERWATCH_* variables, by name
 
+    @property
+    def db_is_url(self) -> bool:
+        """Whether ``db`` names a PostgreSQL database (postgresql://...) rather than a SQLite file."""
+        return self.db.startswith(("postgresql://", "postgres://"))
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
         """Read the environment once; ``overrides`` that are not None win (command-line options)."""

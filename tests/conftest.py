@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import socket
 import textwrap
 import threading
@@ -122,8 +123,61 @@ def write(tmp_path):
     return _write
 
 
+# PostgreSQL for the cluster set-up's tests: the machine's own server (trust auth, database `test`);
+# BORDERWATCH_TEST_PG names another. Each test gets a fresh schema (search_path), dropped afterwards.
+PG_BASE = os.environ.get("BORDERWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+_pg_reason: list[str] = []
+
+
+def pg_unavailable() -> str | None:
+    """Why PostgreSQL tests cannot run here (None when they can); asked once per session."""
+    if not _pg_reason:
+        try:
+            import psycopg
+
+            with psycopg.connect(PG_BASE, connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+            _pg_reason.append("")
+        except ImportError:
+            _pg_reason.append("psycopg is not installed (pip install -e '.[postgres]')")
+        except Exception as exc:  # noqa: BLE001 - any failure to connect means: skip, saying why
+            _pg_reason.append(f"no PostgreSQL at {PG_BASE} ({str(exc).strip().splitlines()[0] if str(exc).strip() else exc})")
+    return _pg_reason[0] or None
+
+
 @pytest.fixture
-def db(tmp_path):
+def pg_url():
+    """A URL to a fresh, empty PostgreSQL schema (skips, saying why, where PostgreSQL is unreachable)."""
+    reason = pg_unavailable()
+    if reason:
+        pytest.skip(reason)
+    import uuid
+
+    import psycopg
+
+    schema = f"bw_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_BASE, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in PG_BASE else "?"
+    yield f"{PG_BASE}{sep}options=-csearch_path%3D{schema},public"
+    with psycopg.connect(PG_BASE, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+                     " AND application_name = 'borderwatch' AND query LIKE %s", (f"%{schema}%",))
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path):
+    """A migrated database: a SQLite file, and the same tests again on PostgreSQL."""
+    target = str(tmp_path / "test.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    d = store.connect(target)
+    yield d
+    d.close()
+
+
+@pytest.fixture
+def sqlite_db(tmp_path):
+    """A SQLite database, for tests of SQLite's own behaviour (WAL, locks, files)."""
     d = store.connect(tmp_path / "test.db")
     yield d
     d.close()

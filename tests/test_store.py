@@ -58,9 +58,9 @@ def test_migration_from_the_first_schema_keeps_every_row(tmp_path):
     assert "subscribers" in db.table_names() and "deliveries" in db.table_names()
 
 
-def test_wal_and_busy_timeout(db):
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("PRAGMA busy_timeout").fetchone()[0] >= 10000
+def test_wal_and_busy_timeout(sqlite_db):
+    assert sqlite_db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert sqlite_db.execute("PRAGMA busy_timeout").fetchone()[0] >= 10000
 
 
 def test_reader_during_write_cycle_never_sees_database_locked(tmp_path, server, matcher):

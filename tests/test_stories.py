@@ -294,5 +294,5 @@ def test_a_stock_phrase_in_many_stories_is_left_out_of_lookups(db):
         save(db, f"s{k}", [item(f"https://s{k}.example/1", f"Item {k}", f"{text_of(900 + k, 60)} {stock} {text_of(1900 + k, 60)}")])
     assert len(set(stories(db).values())) == n
     assert db.execute("SELECT count(*) FROM boilerplate WHERE source = '*'").fetchone()[0] > 0
-    held = db.execute("SELECT max(c) FROM (SELECT count(*) AS c FROM sketches GROUP BY hash)").fetchone()[0]
+    held = db.execute("SELECT max(c) FROM (SELECT count(*) AS c FROM sketches GROUP BY hash) AS per_hash").fetchone()[0]
     assert held <= COMMON_POSTINGS  # postings per hash stay bounded: the lookup cost does not grow with the database

@@ -1,4 +1,9 @@
-"""SQLite storage: the only module that knows table names and speaks SQL.
+"""The store's SQL: the only module that knows table names and speaks SQL.
+
+Written in SQLite's dialect, in forms PostgreSQL also accepts; on a ``postgresql://`` database
+(the cluster set-up) ``postgres.PGDatabase`` runs the same statements with a small translation, and
+the few places where the dialects differ (schema, transactions, full-text search) branch on it.
+For SQLite:
 
 - WAL mode and a busy timeout, so an analyst's query never blocks polling;
 - every write runs in ``BEGIN IMMEDIATE`` (a deferred read-then-write transaction
@@ -28,6 +33,12 @@ from ..dedup import (COMMON_POSTINGS, MIN_SHARED, SKETCH_DAYS, Overlap, StoredFo
 from ..fold import Folded
 from ..errors import StorageError
 from ..timestamps import UTC, iso, now_iso, parse_iso  # noqa: F401 (re-exported: store.iso is used widely)
+from . import postgres
+from .postgres import is_postgres  # noqa: F401 (re-exported)
+
+
+def _pg(db) -> bool:
+    return getattr(db, "dialect", "sqlite") == "postgresql"
 
 
 # --------------------------------------------------------------------------- schema
@@ -278,8 +289,11 @@ def _create_private(path: str) -> None:
 
 
 def connect(path: str | os.PathLike, migrate: bool = True) -> sqlite_utils.Database:
-    """Open (creating if needed) the database, in WAL mode, migrated to the latest schema."""
+    """Open (creating if needed) the database, in WAL mode, migrated to the latest schema.
+    A ``postgresql://`` URL opens (and creates or migrates the schema of) a PostgreSQL database."""
     path = str(path)
+    if is_postgres(path):
+        return postgres.connect(path, migrate=migrate)
     _check_path(path, must_exist=False)
     _create_private(path)
     try:
@@ -301,6 +315,8 @@ def connect_readonly(path: str | os.PathLike) -> sqlite_utils.Database:
     """Open an existing database for reading only: never creates one, never migrates, and
     works on a file (and directory) the user cannot write."""
     path = str(path)
+    if is_postgres(path):
+        return postgres.connect(path, readonly=True)
     _check_path(path, must_exist=True)
     uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
     try:
@@ -326,11 +342,15 @@ def connect_readonly(path: str | os.PathLike) -> sqlite_utils.Database:
 
 
 def db_path(db: sqlite_utils.Database) -> str:
-    """The file behind a connection (to open another connection to it)."""
+    """The file behind a connection (to open another connection to it), or a PostgreSQL URL."""
+    if _pg(db):
+        return db.url
     return db.execute("PRAGMA database_list").fetchone()[2]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:
+    if _pg(db):
+        return postgres.schema_version(db)
     return db.execute("PRAGMA user_version").fetchone()[0]
 
 
@@ -402,7 +422,17 @@ def _statements(script: str) -> list[str]:
 
 @contextlib.contextmanager
 def transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception. On PostgreSQL: BEGIN and a
+    transaction-level advisory lock, so writes are serialised across the cluster as in SQLite."""
+    if _pg(db):
+        db.begin()
+        try:
+            yield db
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+        return
     conn = db.conn
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -545,7 +575,8 @@ def backlog_guids(db: sqlite_utils.Database, source: str, guids: list[str]) -> s
 def backlog_counts(db: sqlite_utils.Database) -> dict[str, tuple[int, int]]:
     """Per source: (items waiting in the backlog, items given up after their last attempt)."""
     try:
-        rows = db.execute("SELECT source, sum(gave_up IS NULL), sum(gave_up IS NOT NULL) FROM backlog GROUP BY source").fetchall()
+        rows = db.execute("SELECT source, sum(CASE WHEN gave_up IS NULL THEN 1 ELSE 0 END),"
+                          " sum(CASE WHEN gave_up IS NULL THEN 0 ELSE 1 END) FROM backlog GROUP BY source").fetchall()
     except sqlite3.OperationalError:  # a database opened read-only before this migration ran
         return {}
     return {r[0]: (r[1], r[2]) for r in rows}
@@ -578,7 +609,8 @@ def save_polls(db: sqlite_utils.Database, outcomes: list[PollOutcome], decide: D
 
 # Errors caused by one poll's data (a string SQLite cannot encode, an integer out of range, a
 # constraint); anything else (disk, locks, a bug) fails the whole batch as before.
-_DATA_ERRORS = (ValueError, OverflowError, sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError)
+_DATA_ERRORS = (ValueError, OverflowError, sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError,
+                postgres.RowError)
 
 
 def _save_isolated(conn: sqlite3.Connection, outcome: PollOutcome, decide: Decide) -> list[NewArticle]:
@@ -798,7 +830,9 @@ def _positions_of(conn: sqlite3.Connection, article: int, ignore: set[int]) -> t
 
 def _store_sketch(conn: sqlite3.Connection, article: int, story: int, source: str | None, fetched: str,
                   form: StoredForm, positions: dict[int, int], crowded: set[int]) -> None:
-    conn.execute("INSERT OR REPLACE INTO sketch_articles (article, story, source, size, whole, fetched) VALUES (?,?,?,?,?,?)",
+    conn.execute("INSERT INTO sketch_articles (article, story, source, size, whole, fetched) VALUES (?,?,?,?,?,?)"
+                 " ON CONFLICT (article) DO UPDATE SET story = excluded.story, source = excluded.source,"
+                 " size = excluded.size, whole = excluded.whole, fetched = excluded.fetched",
                  (article, story, source, form.size, form.whole, fetched))
     conn.executemany("INSERT OR IGNORE INTO sketches (hash, article, pos, sampled) VALUES (?, ?, ?, ?)",
                      [(h, article, positions.get(h), h in form.sampled) for h in form.hashes if h not in crowded])
@@ -814,7 +848,8 @@ def _add_boilerplate(conn: sqlite3.Connection, source: str, hashes: set[int], se
                  " ON CONFLICT (source, hash) DO UPDATE SET seen = excluded.seen", (source, seen, q))
     rows = conn.execute("SELECT s.article, count(*), sum(s.sampled), m.size, m.whole FROM sketches s"
                         " JOIN sketch_articles m ON m.article = s.article"
-                        " WHERE s.hash IN (SELECT value FROM json_each(?)) AND (m.source = ? OR ? = ?) GROUP BY s.article",
+                        " WHERE s.hash IN (SELECT value FROM json_each(?)) AND (m.source = ? OR ? = ?)"
+                        " GROUP BY s.article, m.size, m.whole",
                         (q, source, source, STOCK)).fetchall()
     for article, n, sampled, size, whole in rows:
         conn.execute("DELETE FROM sketches WHERE article = ? AND hash IN (SELECT value FROM json_each(?))", (article, q))
@@ -859,12 +894,10 @@ def backfill_hits(db: sqlite_utils.Database, hits: list[tuple[int, Any]]) -> int
     """Store hits found by a backtest, marked as backfilled (never emailed)."""
     created = now_iso()
     with transaction(db) as conn:
-        before = conn.total_changes
-        conn.executemany(
+        return sum(max(conn.execute(
             "INSERT OR IGNORE INTO hits (article, rule, terms, snippet, marks, created, rule_version, rules_mtime,"
-            " suggested, similarity, backfilled) VALUES (?,?,?,?,?,?,?,?,?,?,1)",
-            [_hit_row(aid, h, created) for aid, h in hits])
-        return conn.total_changes - before
+            " suggested, similarity, backfilled) VALUES (?,?,?,?,?,?,?,?,?,?,1)", _hit_row(aid, h, created)).rowcount, 0)
+            for aid, h in hits)
 
 
 def _hit_row(article: int, h: Any, created: str) -> tuple:
@@ -913,7 +946,11 @@ def query_hits(db: sqlite_utils.Database, q: HitQuery) -> list[dict]:
     if q.until:
         where.append("a.published < ?")
         params.append(q.until)
-    if q.search:
+    if q.search and _pg(db):
+        condition, terms = postgres.fts_condition(q.search)
+        where.append(f"a.id IN (SELECT id FROM articles WHERE {condition} ORDER BY id DESC LIMIT ?)")
+        params += [*terms, SEARCH_WINDOW]
+    elif q.search:
         where.append("a.id IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ? ORDER BY rowid DESC LIMIT ?)")
         params += [q.search, SEARCH_WINDOW]
     pick = f"article = a.id{rule_in} ORDER BY id LIMIT 1"  # the snippet of the first hit of a filtered rule
@@ -922,7 +959,7 @@ def query_hits(db: sqlite_utils.Database, q: HitQuery) -> list[dict]:
                       ORDER BY a.published DESC, a.id DESC LIMIT ?)
         SELECT a.id, a.url, a.title, a.source, s.name AS source_name, a.published, a.fetched, a.story, a.language,
                (SELECT json_group_array(rule) FROM (SELECT rule FROM hits WHERE article = a.id
-                                                    AND suggested = {int(q.suggested)} ORDER BY id)) AS rules,
+                                                    AND suggested = {int(q.suggested)} ORDER BY id) AS r) AS rules,
                (SELECT json_group_object(rule, coalesce(rule_version, '')) FROM hits
                 WHERE article = a.id AND suggested = {int(q.suggested)}) AS rule_versions,
                (SELECT json_group_object(rule, rules_mtime) FROM hits
@@ -932,12 +969,16 @@ def query_hits(db: sqlite_utils.Database, q: HitQuery) -> list[dict]:
         FROM page JOIN articles a ON a.id = page.id LEFT JOIN sources s ON s.id = a.source
         ORDER BY a.published DESC, a.id DESC"""
     rows = list(db.query(sql, params + [q.limit] + list(q.rules or []) * 2))
-    for r in rows:
-        r["rules"] = json.loads(r["rules"])
-        r["marks"] = json.loads(r["marks"] or "[]")
-        r["rule_versions"] = json.loads(r["rule_versions"] or "{}")
-        r["rules_mtime"] = json.loads(r["rules_mtime"] or "{}")
+    for r in rows:  # (PostgreSQL's json aggregates arrive decoded)
+        r["rules"] = _json(r["rules"], [])
+        r["marks"] = _json(r["marks"], [])
+        r["rule_versions"] = _json(r["rule_versions"], {})
+        r["rules_mtime"] = _json(r["rules_mtime"], {})
     return rows
+
+
+def _json(value, empty):
+    return json.loads(value) if isinstance(value, str) else (empty if value is None else value)
 
 
 def article_by_url(db: sqlite_utils.Database, url: str) -> dict | None:
@@ -1011,7 +1052,8 @@ def prune(db: sqlite_utils.Database, older_than: str, sketches_before: str | Non
                      f" {_PRUNABLE} AND coalesce(fingerprint, '') != ''", (now, older_than))
         n = conn.execute(f"DELETE {_PRUNABLE}", (older_than,)).rowcount
         conn.execute("DELETE FROM stories WHERE NOT EXISTS (SELECT 1 FROM articles WHERE story = stories.id)")
-    db.execute("VACUUM")
+    if not _pg(db):  # (PostgreSQL: autovacuum reclaims the space)
+        db.execute("VACUUM")
     return n
 
 
@@ -1120,12 +1162,13 @@ def create_delivery(db: sqlite_utils.Database, email: str, period: str, message_
                     message: bytes, hits: list[tuple[int, int | None]], created: str) -> int | None:
     """Record a rendered digest as owed, with the hits it carries; None if this period already has one."""
     with transaction(db) as conn:
-        try:
-            delivery = conn.execute(
-                "INSERT INTO deliveries (subscriber, period, message_id, subject, message, hit_count, created, next_attempt)"
-                " VALUES (?,?,?,?,?,?,?,?)", (email, period, message_id, subject, message, len(hits), created, created)).lastrowid
-        except sqlite3.IntegrityError:
+        row = conn.execute(
+            "INSERT INTO deliveries (subscriber, period, message_id, subject, message, hit_count, created, next_attempt)"
+            " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING id",
+            (email, period, message_id, subject, message, len(hits), created, created)).fetchone()
+        if row is None:
             return None
+        delivery = row[0]
         conn.executemany("INSERT OR IGNORE INTO delivery_hits (delivery, hit, story) VALUES (?,?,?)",
                          [(delivery, hit, story) for hit, story in hits])
         return delivery
@@ -1235,6 +1278,8 @@ class NoDatabase(Exception):
 
 def connect_existing(path: str | os.PathLike, readonly: bool = True) -> sqlite_utils.Database:
     """Open an existing database without creating or migrating it (``serve`` and other readers)."""
+    if is_postgres(path):
+        return postgres.connect(str(path), readonly=readonly, migrate=False)
     if not os.path.exists(path):
         raise NoDatabase(f"no database at {path} (run `borderwatch run --once` first)")
     uri = "file:" + os.path.abspath(path).replace("?", "%3F").replace("#", "%23") + ("?mode=ro" if readonly else "?mode=rw")

@@ -14,7 +14,8 @@ FTS_SYNTAX = "https://sqlite.org/fts5.html#full_text_query_syntax"
 
 
 class SQLiteStore:
-    """One connection to a borderwatch SQLite file. ``readonly`` opens an existing file for reading only
+    """One connection to a borderwatch database: a SQLite file, or PostgreSQL for a ``postgresql://`` path
+    (``sql.connect`` picks). ``readonly`` opens an existing file for reading only
     (never creating or migrating it); otherwise the file is created and migrated as needed."""
 
     def __init__(self, path: str, readonly: bool = False):
@@ -132,5 +133,6 @@ def as_store(db) -> "SQLiteStore":
 
 
 def open_store(path: str, readonly: bool = False) -> SQLiteStore:
-    """The Store for a ``db`` setting: a SQLite file path today."""
+    """The Store for a ``db`` setting: a SQLite file path, or a ``postgresql://`` URL (the same SQL through
+    store/postgres.py)."""
     return SQLiteStore(path, readonly)

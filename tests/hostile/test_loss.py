@@ -57,7 +57,7 @@ def test_1_a_cap_defers_feed_items_to_the_backlog_and_a_304_poll_drains_it(serve
     result, reports = run(db, feeds, matcher)
     assert reports["big"].new_articles == MAX_NEW_PER_POLL
     assert backlog(db, "big")["backlog"] == 100
-    out = CliRunner().invoke(main, ["status", "--json", "--db", str(tmp_path / "test.db"), "--feeds", str(tmp_path / "feeds.yaml")])
+    out = CliRunner().invoke(main, ["status", "--json", "--db", store.db_path(db), "--feeds", str(tmp_path / "feeds.yaml")])
     assert out.exit_code == 0 and json.loads(out.output)[0]["backlog"] == 100
     result, reports = run(db, feeds, matcher)
     assert reports["big"].status == 304 and reports["big"].new_articles == 100
@@ -230,7 +230,8 @@ def test_6_writer_stores_the_other_polls_when_one_polls_data_cannot_be_stored(tm
         return NewArticle(url=url, guid=url, title=title, text="t", author="", published="2026-11-20T10:00:00Z",
                           fetched="2026-11-20T10:00:00Z", fingerprint=url, sketch=[], hits=[])
 
-    db["sources"].insert_all([{"id": "bad"}, {"id": "ok"}])
+    for sid in ("bad", "ok"):
+        db.execute("INSERT INTO sources (id) VALUES (?)", (sid,))
     bad = PollOutcome("bad", True, 200, etag='"v1"', articles=[art("https://bad.example/1", "lone \ud800")])
     ok = PollOutcome("ok", True, 200, etag='"v2"', articles=[art("https://ok.example/1", "fine")])
     saved = store.save_polls(db, [bad, ok])
