@@ -7,7 +7,7 @@ analyst's queries at that size:
 
 Target: both under 100 ms median at 1,000,000 articles.
 
-    python bench/store.py [--articles 1000000] [--batch 1000] [--db PATH]
+    python bench/store.py [--articles 1000000] [--batch 1000] [--db PATH|postgresql://...]
 """
 
 from __future__ import annotations
@@ -57,11 +57,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--articles", type=int, default=1_000_000)
     ap.add_argument("--batch", type=int, default=1000)
-    ap.add_argument("--db", help="database path (default: a temporary file)")
+    ap.add_argument("--db", help="database path, or a postgresql:// URL (default: a temporary SQLite file)")
     args = ap.parse_args()
     tmp = None
     if args.db:
-        path = Path(args.db)
+        path = args.db if store.is_postgres(args.db) else Path(args.db)
     else:
         tmp = tempfile.TemporaryDirectory()
         path = Path(tmp.name) / "bench.db"
@@ -79,11 +79,16 @@ def main() -> None:
         if b and b % (args.articles // 10) == 0:
             print(f"  {b:>9,} articles, {b / (time.perf_counter() - started):,.0f}/s", flush=True)
     seconds = time.perf_counter() - started
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    db.execute("ANALYZE")
-    size = sum(os.path.getsize(p) for p in (str(path), str(path) + "-wal") if os.path.exists(p))
+    if store.is_postgres(path):
+        db.execute("ANALYZE")
+        size = db.execute("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c"
+                          " WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'm')").fetchone()[0]
+    else:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.execute("ANALYZE")
+        size = sum(os.path.getsize(p) for p in (str(path), str(path) + "-wal") if os.path.exists(p))
     print(f"inserted {args.articles:,} articles and {n_hits:,} hits in {seconds:.1f} s: {args.articles / seconds:,.0f} articles/s "
-          f"(batches of {args.batch}, FTS5 and story sketches included); database {size / 2**20:,.0f} MiB")
+          f"(batches of {args.batch}, full-text index and story sketches included); database {size / 2**20:,.0f} MiB")
     since = store.iso(now - dt.timedelta(days=7))
     q_rule = timed(lambda: store.query_hits(db, store.HitQuery(rules=["cartels"], since=since, limit=50)))
     q_fts = timed(lambda: store.query_hits(db, store.HitQuery(search="precursor laboratory", limit=50)))

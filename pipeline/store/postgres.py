@@ -171,7 +171,7 @@ class StoreUnavailable(StorageError):
 # --------------------------------------------------------------------------- translation
 
 
-_PLACEHOLDER = re.compile(r"'[^']*'|\?|%|:(\w+)")
+_PLACEHOLDER = re.compile(r"'[^']*'|::|\?|%|:(\w+)")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -186,6 +186,8 @@ def translate(sql: str) -> str:
         token = m.group(0)
         if token.startswith("'"):
             return token.replace("%", "%%")
+        if token == "::":  # a cast, not a placeholder
+            return token
         if token == "?":
             return "%s"
         if token == "%":
@@ -212,7 +214,7 @@ def _params(params: Any) -> Any:
 
 
 class Cursor:
-    """The sqlite3 cursor surface the SQL module uses: fetchone, fetchall, iteration, rowcount, lastrowid."""
+    """The sqlite3 cursor surface the SQL module uses: fetchone, fetchall, iteration, rowcount."""
 
     def __init__(self, db: "PGDatabase", cur):
         self._db, self._cur = db, cur
@@ -229,10 +231,6 @@ class Cursor:
     @property
     def rowcount(self) -> int:
         return self._cur.rowcount
-
-    @property
-    def lastrowid(self) -> int:
-        return self._db.raw.execute("SELECT lastval()").fetchone()[0]
 
 
 class PGDatabase:

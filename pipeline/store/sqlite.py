@@ -658,8 +658,8 @@ def _save_one(conn: sqlite3.Connection, outcome: PollOutcome, decide: Decide) ->
                                                  art.lead, touched)
         stories = decide(form, overlaps) or []
         if not stories:
-            art.story_id = conn.execute("INSERT INTO stories (title, first_seen) VALUES (?, ?)",
-                                        (art.title, art.fetched)).lastrowid
+            art.story_id = conn.execute("INSERT INTO stories (title, first_seen) VALUES (?, ?) RETURNING id",
+                                        (art.title, art.fetched)).fetchone()[0]
         else:
             art.story_id = stories[0]
             if len(stories) > 1:
@@ -667,9 +667,9 @@ def _save_one(conn: sqlite3.Connection, outcome: PollOutcome, decide: Decide) ->
             conn.execute("UPDATE stories SET copies = copies + 1 WHERE id = ?", (art.story_id,))
         art.id = conn.execute(
             "INSERT INTO articles (source, guid, url, title, text, author, published, fetched, fingerprint,"
-            " story, sketch_size, language) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            " story, sketch_size, language) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
             (outcome.source, art.guid, art.url, art.title, art.text, art.author, art.published, art.fetched,
-             art.fingerprint, art.story_id, form.size, art.language)).lastrowid
+             art.fingerprint, art.story_id, form.size, art.language)).fetchone()[0]
         conn.execute("INSERT OR IGNORE INTO guids (source, guid, article) VALUES (?, ?, ?)",
                      (outcome.source, art.guid, art.id))
         _store_sketch(conn, art.id, art.story_id, outcome.source, art.fetched, form, art.positions, crowded)
