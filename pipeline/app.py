@@ -114,9 +114,16 @@ class Borderwatch:
         return run_once(self._app(), progress=progress, send_digests=send_digests, now=now)
 
     def run_forever(self, metrics_port: int | None = None, send_digests: bool = True) -> int:
-        """Poll sources on their schedules and send digests until SIGINT/SIGTERM (`borderwatch run`).
+        """Poll sources on their schedules and send digests until SIGINT/SIGTERM (`borderwatch run`); with a
+        PostgreSQL ``db``, as a cluster member (pipeline/cluster.py) sharing the work with the others.
         Returns how many worker threads were still busy at the end (abandoned CPU work, nothing half-written):
         a program that must exit now can then leave with ``os._exit``."""
+        from .cluster import Member, is_cluster
+
+        if is_cluster(self.settings.db):  # PostgreSQL: a cluster member; any number share the work
+            member = Member(self.settings, metrics_port=metrics_port, send_digests=send_digests)
+            member.run_forever()
+            return member.stuck_threads()
         from .schedule import Runner
 
         runner = Runner(self._app(), metrics_port=metrics_port, send_digests=send_digests)

@@ -130,11 +130,13 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
-def load_yaml(path: str | os.PathLike) -> tuple[Any, list[ConfigIssue]]:
-    """Parse a YAML file safely; return (data, issues). Data is None on a syntax error."""
+def load_yaml(path: str | os.PathLike, text: str | None = None) -> tuple[Any, list[ConfigIssue]]:
+    """Parse a YAML file safely (or ``text``, named ``path`` in messages: the cluster's copy of the
+    file held in the database); return (data, issues). Data is None on a syntax error."""
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        if text is None:
+            text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         return None, [ConfigIssue(name, 0, "file not found")]
     except (OSError, UnicodeDecodeError) as exc:
@@ -518,9 +520,9 @@ def _check_selector(chk: _Checker, line: int, selector: Any) -> str | None:
     return selector
 
 
-def load_feeds(path: str | os.PathLike) -> FeedsConfig:
-    """Load feeds.yaml; raise ConfigError listing every problem."""
-    data, issues = load_yaml(path)
+def load_feeds(path: str | os.PathLike, text: str | None = None) -> FeedsConfig:
+    """Load feeds.yaml (or ``text`` named ``path``); raise ConfigError listing every problem."""
+    data, issues = load_yaml(path, text)
     cfg = None
     if data is not None:
         cfg, more = parse_feeds(data, str(path))
@@ -756,9 +758,10 @@ def parse_rules(data: Any, file: str) -> tuple[RuleSet | None, list[ConfigIssue]
     return RuleSet(tuple(rules), file), chk.issues
 
 
-def load_rules(path: str | os.PathLike) -> RuleSet:
-    """Load keywords.yaml; raise ConfigError listing every problem."""
-    data, issues = load_yaml(path)
+def load_rules(path: str | os.PathLike, text: str | None = None, mtime: float | None = None) -> RuleSet:
+    """Load keywords.yaml (or ``text`` named ``path``, last modified at ``mtime``, a POSIX time);
+    raise ConfigError listing every problem."""
+    data, issues = load_yaml(path, text)
     rules = None
     if data is not None:
         rules, more = parse_rules(data, str(path))
@@ -767,6 +770,7 @@ def load_rules(path: str | os.PathLike) -> RuleSet:
         raise ConfigError(issues or [ConfigIssue(str(path), 0, "empty file")])
     import hashlib
 
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-    mtime = dt.datetime.fromtimestamp(os.stat(path).st_mtime, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return RuleSet(rules.rules, str(path), digest, mtime)
+    digest = hashlib.sha256(Path(path).read_bytes() if text is None else text.encode()).hexdigest()[:16]
+    stamp = os.stat(path).st_mtime if mtime is None else mtime
+    return RuleSet(rules.rules, str(path), digest,
+                   dt.datetime.fromtimestamp(stamp, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))

@@ -21,6 +21,8 @@ ENV = {
     "BORDERWATCH_RETENTION_DAYS": "articles without hits older than this are pruned by `run` (default 365)",
     "BORDERWATCH_PUBLIC_URL": "public base URL of `borderwatch serve` (unsubscribe links in digests, links in feeds)",
     "BORDERWATCH_SEMANTIC": "off: do not use the semantic layer even when the extra is installed (default on)",
+    "BORDERWATCH_CLUSTER_HEARTBEAT": "cluster members (run with a PostgreSQL --db): seconds between heartbeats; a member "
+                                     "silent for 4 of them is dead and its unfinished polls are redone (default 5)",
     "DIGEST_FROM": "From: address of digests",
     "SMTP_HOST": "SMTP server (unset: digests are written to ./outbox/ as .eml files)",
     "SMTP_PORT": "SMTP port (default 587; 465 with SMTP_TLS=ssl; 25 with none)",
@@ -58,6 +60,7 @@ class Settings:
     metrics_addr: str = "127.0.0.1"
     retention_days: int = 365
     semantic: bool = False  # use the optional semantic layer (from_env: on unless BORDERWATCH_SEMANTIC=off)
+    cluster_heartbeat: float = 5.0  # seconds between a cluster member's heartbeats
     smtp: SMTPSettings | None = None
     extra: dict[str, str] = field(default_factory=dict, repr=False)  # other BORDERWATCH_* variables, by name
 
@@ -82,6 +85,15 @@ class Settings:
         if semantic not in ("on", "off"):
             raise ConfigError([ConfigIssue("environment", 0, f"BORDERWATCH_SEMANTIC must be on or off, got {semantic!r}")])
         s.semantic = semantic == "on"
+        beat = get("BORDERWATCH_CLUSTER_HEARTBEAT")
+        if beat is not None:
+            try:
+                s.cluster_heartbeat = float(beat)
+            except ValueError:
+                s.cluster_heartbeat = -1.0
+            if not 0.5 <= s.cluster_heartbeat <= 300:
+                raise ConfigError([ConfigIssue("environment", 0, "BORDERWATCH_CLUSTER_HEARTBEAT must be a number of "
+                                                                  f"seconds from 0.5 to 300, got {beat!r}")])
         days = get("BORDERWATCH_RETENTION_DAYS")
         if days is not None:
             if not days.isdigit() or int(days) < 1:
