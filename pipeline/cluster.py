@@ -384,6 +384,23 @@ class Member:
         except AlreadyEnqueued:  # reconcile (or a redone job) got there first: one waiting poll is enough
             pass
 
+    async def _defer_polls(self, plan: list[tuple[str, dt.datetime]], chunk: int = 500) -> None:
+        """Defer many polls, ``chunk`` to a statement; a chunk refused because one of its sources got a
+        job meanwhile is deferred one by one."""
+        from procrastinate.exceptions import AlreadyEnqueued
+
+        from .store.cluster import poll_lock
+
+        for i in range(0, len(plan), chunk):
+            part = plan[i:i + chunk]
+            jobs = [self.poll_task.configure(queueing_lock=poll_lock(sid), lock=poll_lock(sid), schedule_at=when,
+                                             task_kwargs={"source": sid}).job for sid, when in part]
+            try:
+                await self.app.job_manager.batch_defer_jobs_async(jobs)
+            except AlreadyEnqueued:
+                for sid, when in part:
+                    await self.defer_poll(sid, when)
+
     async def digests_soon(self) -> None:
         from procrastinate.exceptions import AlreadyEnqueued
 
@@ -470,10 +487,11 @@ class Member:
             states = store.source_states(self.read_db, [s.id for s in missing])
             now = self.clock()
             spread = min(max(s.interval for s in missing) * 0.1, len(wanted) * 0.05)
+            plan = []
             for s in missing:
                 planned = store.parse_iso((states.get(s.id) or {}).get("next_poll"))
-                when = max(planned, now) if planned else now + dt.timedelta(seconds=random.uniform(0, spread))
-                await self.defer_poll(s.id, when)
+                plan.append((s.id, max(planned, now) if planned else now + dt.timedelta(seconds=random.uniform(0, spread))))
+            await self._defer_polls(plan)
             log.info("reconcile: %d source(s) had no poll job; deferred", len(missing))
         return {"redone": redone, "superseded": dropped, "deferred": len(missing)}
 

@@ -1,0 +1,264 @@
+"""The cluster set-up: `borderwatch run --db postgresql://...` members sharing the work through PostgreSQL
+and procrastinate. Skipped, with the reason, when PostgreSQL is not reachable.
+
+The end-to-end test runs three members against a news server with 300 sources that keep publishing,
+kills one with SIGKILL while polls are in flight, starts it again, and then checks what users rely on:
+every published item stored once, one story per story, every subscriber's digests complete and
+never twice, no source left unpolled for more than two intervals, and a clean SIGTERM exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from clustertools import PG_BASE, NewsServer, SMTPSink, drop_schema, new_schema, pg_reachable
+from conftest import wait_until
+
+ROOT = Path(__file__).parent.parent
+N_SOURCES = 300
+INTERVAL = 15.0  # seconds between polls of a source (feeds.yaml accepts 1s and up)
+PUBLISH_EVERY = 20.0  # each source publishes a new item this often
+HEARTBEAT = 1.0  # BORDERWATCH_CLUSTER_HEARTBEAT: a member silent for 4 s is dead (default 5 s: 20 s)
+
+RULES = """rules:
+  - {id: fentanyl, title: Fentanyl, any: [fentanyl]}
+  - {id: cartel, title: Cartels, any: [cartel]}
+"""
+SUBSCRIBERS = {"all@example.org": None, "drugs@example.org": "fentanyl", "gangs@example.org": "cartel"}
+
+
+@pytest.fixture
+def pg_url():
+    """A PostgreSQL URL whose search_path starts with a fresh schema (dropped afterwards)."""
+    why = pg_reachable(PG_BASE)
+    if why:
+        pytest.skip(why)
+    name, url = new_schema("cluster")
+    yield url
+    drop_schema(name)
+
+
+def query(url: str, sql: str) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def member_cmd(url: str, feeds: Path, keywords: Path) -> list[str]:
+    return [sys.executable, "-m", "pipeline", "run", "--db", url, "--feeds", str(feeds), "--keywords", str(keywords)]
+
+
+def cli(url: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline", *args, "--db", url], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env=env)
+
+
+class Members:
+    """`borderwatch run` processes, each logging to its own file."""
+
+    def __init__(self, tmp: Path, url: str, feeds: Path, keywords: Path, env: dict):
+        self.tmp, self.url, self.feeds, self.keywords, self.env = tmp, url, feeds, keywords, env
+        self.procs: list[subprocess.Popen] = []
+        self.logs: list[Path] = []
+
+    def start(self) -> int:
+        log = self.tmp / f"member{len(self.procs)}.log"
+        with open(log, "wb") as out:
+            self.procs.append(subprocess.Popen(member_cmd(self.url, self.feeds, self.keywords), cwd=self.tmp,
+                                               env=self.env, stdout=out, stderr=subprocess.STDOUT))
+        self.logs.append(log)
+        return len(self.procs) - 1
+
+    def dead(self) -> str | None:
+        """The log of a member that exited on its own (it should not), else None."""
+        for i, p in enumerate(self.procs):
+            if p.poll() is not None and p.returncode != -signal.SIGKILL:
+                return f"member {i} exited with {p.returncode}:\n" + self.log(i)[-3000:]
+        return None
+
+    def wait(self, predicate, timeout: float) -> bool:
+        """Wait for ``predicate`` (bounded); fail at once if a member died."""
+        ok = wait_until(lambda: self.dead() is not None or predicate(), timeout=timeout, step=0.5)
+        assert self.dead() is None, self.dead()
+        return ok
+
+    def log(self, i: int) -> str:
+        return self.logs[i].read_text(errors="replace")
+
+    def polls(self, i: int) -> int:
+        return self.log(i).count("poll source=")
+
+    def stop_all(self) -> list[int]:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        return [p.wait(timeout=60) for p in self.procs]
+
+    def kill_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def member_env(smtp_port: int) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BORDERWATCH_", "SMTP_"))}
+    env.update(BORDERWATCH_CLUSTER_HEARTBEAT=str(HEARTBEAT), BORDERWATCH_SEMANTIC="off", SMTP_HOST="127.0.0.1",
+               SMTP_PORT=str(smtp_port), SMTP_TLS="none", DIGEST_FROM="borderwatch@example.org",
+               PYTHONPATH=str(ROOT))
+    return env
+
+
+def feeds_yaml(news: NewsServer, per_host: int = 8) -> str:
+    lines = [f"defaults: {{interval: {INTERVAL:g}s, timeout: 10s, per_host: {per_host}, concurrency: 20}}",
+             "sources:"]
+    lines += [f"  - {{id: {news.sid(i)}, url: '{news.url(i)}'}}" for i in range(news.n)]
+    return "\n".join(lines) + "\n"
+
+
+def test_three_members_share_the_work_and_survive_a_kill(tmp_path, pg_url):
+    news = NewsServer(N_SOURCES, PUBLISH_EVERY)
+    smtp = SMTPSink()
+    feeds, keywords = tmp_path / "feeds.yaml", tmp_path / "keywords.yaml"
+    feeds.write_text(feeds_yaml(news))
+    keywords.write_text(RULES)
+    env = member_env(smtp.port)
+    members = Members(tmp_path, pg_url, feeds, keywords, env)
+    try:
+        for email, rule in SUBSCRIBERS.items():
+            done = cli(pg_url, "subscribers", "add", email, "--cadence", "immediate", *(["--rules", rule] if rule else []),
+                       "--keywords", str(keywords), env=env)
+            assert done.returncode == 0, done.stderr
+        started = time.time()
+        for _ in range(3):
+            members.start()
+
+        def polled_sources() -> int:
+            return query(pg_url, "SELECT count(*) FROM sources WHERE last_poll IS NOT NULL")[0][0]
+
+        assert members.wait(lambda: polled_sources() == N_SOURCES, timeout=120), \
+            f"only {polled_sources()} of {N_SOURCES} sources polled; logs:\n" + members.log(0)[-3000:]
+        assert all(members.polls(i) > 0 for i in range(3)), "every member takes a share of the polls"
+
+        # kill -9 a member while it has polls in flight, then start it again
+        busy = members.polls(1) + 5
+        assert members.wait(lambda: members.polls(1) >= busy, timeout=60)
+        in_flight = query(pg_url, "SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'")[0][0]
+        members.procs[1].kill()
+        members.procs[1].wait()
+        killed_at = time.time()
+        members.start()
+
+        # every source polled twice more after the restart (publishing goes on meanwhile), then stop publishing
+        def polled_since(t: float) -> int:
+            return sum(1 for times in news.requests.values() if sum(1 for x in times if x > t) >= 2)
+
+        assert members.wait(lambda: polled_since(killed_at) == N_SOURCES, timeout=150), \
+            f"{polled_since(killed_at)} of {N_SOURCES} sources polled twice after the kill"
+        news.freeze()
+        published = news.published()
+        urls = {p["url"] for p in published}
+
+        def stored() -> int:
+            rows = query(pg_url, "SELECT url FROM articles")
+            return len(urls & {r[0] for r in rows})
+
+        assert members.wait(lambda: stored() == len(urls), timeout=120), \
+            f"{stored()} of {len(urls)} published items stored"
+
+        # digests: every story with a hit reaches every subscriber following its rule, once
+        def owed() -> dict:
+            return expected_stories(pg_url, delivered=True)
+
+        assert members.wait(lambda: not any(owed().values()), timeout=120), f"still owed: {owed()}"
+        polling_ended = time.time()
+        codes = members.stop_all()
+    finally:
+        members.kill_all()
+        news.close()
+        smtp.close()
+    assert codes[1] == -signal.SIGKILL and [c for i, c in enumerate(codes) if i != 1] == [0, 0, 0], codes
+    for i in (0, 2, 3):
+        assert "stopped after" in members.log(i) and "Traceback" not in members.log(i), members.log(i)[-3000:]
+
+    # every published item stored exactly once, under its own source; nothing else stored
+    rows = query(pg_url, "SELECT url, source, story FROM articles")
+    assert sorted(r[0] for r in rows) == sorted(urls)
+    by_url = {r[0]: r for r in rows}
+    assert all(by_url[p["url"]][1] == p["source"] for p in published)
+
+    # each story once: the copies of a story share one story id; different stories never share one
+    story_of: dict[str, set[int]] = {}
+    for p in published:
+        story_of.setdefault(p["story"], set()).add(by_url[p["url"]][2])
+    assert all(len(ids) == 1 for ids in story_of.values()), {k: v for k, v in story_of.items() if len(v) > 1}
+    assert len({next(iter(v)) for v in story_of.values()}) == len(story_of)
+    assert any(k.startswith("pair") and sum(1 for p in published if p["story"] == k) == 2 for k in story_of)
+
+    # digests: delivered (nothing pending or unknown), each message once, each story once per subscriber
+    statuses = query(pg_url, "SELECT status, count(*) FROM deliveries GROUP BY status")
+    assert dict(statuses).keys() == {"sent"}, statuses
+    deliveries = query(pg_url, "SELECT id, subscriber, period, message_id FROM deliveries")
+    received = [(rcpts, msg) for rcpts, msg in smtp.messages]
+    ids = [msg["Message-ID"] for _, msg in received]
+    assert len(ids) == len(set(ids)), "a message was sent twice"
+    assert sorted((r, m["Message-ID"]) for rs, m in received for r in rs) == \
+        sorted((d[1], d[3]) for d in deliveries)
+    assert len({(d[1], d[2]) for d in deliveries}) == len(deliveries)
+    carried = query(pg_url, "SELECT d.subscriber, dh.story, d.message_id FROM delivery_hits dh"
+                            " JOIN deliveries d ON d.id = dh.delivery")
+    per_sub: dict[tuple, set] = {}
+    for sub, story, mid in carried:
+        per_sub.setdefault((sub, story), set()).add(mid)
+    assert all(len(m) == 1 for m in per_sub.values()), "a story went to a subscriber in two digests"
+    expected = expected_stories(pg_url)
+    for sub in SUBSCRIBERS:
+        assert {s for (who, s) in per_sub if who == sub} == expected[sub], sub
+        assert expected[sub], f"{sub} was owed nothing: the test proves little"
+    # the emails carry what the outbox says: a link to an article of every story they were recorded with
+    texts = {m["Message-ID"]: body_text(m) for _, m in received}
+    links = dict(query(pg_url, "SELECT story, string_agg(url, ' ') FROM articles GROUP BY story"))
+    for sub, story, mid in carried:
+        assert any(u in texts[mid] for u in links[story].split()), (sub, story)
+
+    # no source went unpolled for more than two intervals, before or after the kill
+    worst = 0.0
+    for sid, times in news.requests.items():
+        seen = sorted(t for t in times if t >= started)
+        edges = [started + 5.0] + seen + [polling_ended]  # 5 s: the members' start-up
+        worst = max(worst, max(b - a for a, b in zip(edges, edges[1:])))
+    assert worst <= 2 * INTERVAL, f"a source waited {worst:.1f}s between polls (interval {INTERVAL}s)"
+    print(f"\ncluster: {len(urls)} items, {len(story_of)} stories, {len(deliveries)} digests, "
+          f"{sum(len(t) for t in news.requests.values())} polls, {in_flight} jobs running at the kill, "
+          f"longest gap {worst:.1f}s, {polling_ended - started:.0f}s in all")
+
+
+def expected_stories(url: str, delivered: bool = False) -> dict[str, set[int]]:
+    """Per subscriber, the stories with a hit on a rule they follow (with ``delivered``: those not yet
+    carried by a sent digest)."""
+    rows = query(url, "SELECT DISTINCT h.rule, a.story FROM hits h JOIN articles a ON a.id = h.article")
+    out = {}
+    for sub, rule in SUBSCRIBERS.items():
+        out[sub] = {story for r, story in rows if rule is None or r == rule}
+    if delivered:
+        sent = query(url, "SELECT d.subscriber, dh.story FROM delivery_hits dh JOIN deliveries d ON d.id = dh.delivery"
+                          " WHERE d.status = 'sent'")
+        for sub, story in sent:
+            out[sub].discard(story)
+    return out
+
+
+def body_text(msg) -> str:
+    parts = msg.walk() if msg.is_multipart() else [msg]
+    return "\n".join(p.get_payload(decode=True).decode("utf-8", "replace") for p in parts
+                     if p.get_content_type() in ("text/plain", "text/html"))
