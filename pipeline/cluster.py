@@ -38,6 +38,7 @@ import logging
 import multiprocessing
 import os
 import random
+import secrets
 import signal
 import socket
 import threading
@@ -210,7 +211,7 @@ class Member:
         self.clock = clock
         self.heartbeat = float(settings.cluster_heartbeat)
         self.stalled_after = STALLED_HEARTBEATS * self.heartbeat
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
         self.feeds: FeedsConfig | None = None
         self.rules: RuleSet | None = None
         self.matcher = None

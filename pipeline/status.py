@@ -175,8 +175,16 @@ def health_problems(db, rows: list[dict], now: dt.datetime | None = None) -> lis
     return problems
 
 
+CLUSTER_ALIVE = 60.0  # a cluster member with a heartbeat this recent counts as running
+
+
 def scheduler_state(db, now: dt.datetime | None = None) -> tuple[str, str]:
-    """('running' | 'stale' | 'not running', a line for people)."""
+    """('running' | 'stale' | 'not running', a line for people). On PostgreSQL, the cluster members
+    (`run` processes with a heartbeat in the last minute) are the scheduler."""
+    if getattr(db, "dialect", "sqlite") == "postgresql":
+        from .store.cluster import members_line
+
+        return members_line(store.db_path(db), CLUSTER_ALIVE)
     holder = store.lease_holder(db)
     if holder is None:
         return "not running", "not running"

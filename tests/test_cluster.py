@@ -51,7 +51,8 @@ def query(url: str, sql: str) -> list[tuple]:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute(sql).fetchall()
+        cur = conn.execute(sql)
+        return cur.fetchall() if cur.description else []
 
 
 def member_cmd(url: str, feeds: Path, keywords: Path) -> list[str]:
@@ -262,3 +263,143 @@ def body_text(msg) -> str:
     parts = msg.walk() if msg.is_multipart() else [msg]
     return "\n".join(p.get_payload(decode=True).decode("utf-8", "replace") for p in parts
                      if p.get_content_type() in ("text/plain", "text/html"))
+
+
+# --------------------------------------------------------------------------- config versions and reconcile
+
+
+def two_sources(base: str, n: int = 2, interval: str = "15m") -> str:
+    return f"defaults: {{interval: {interval}}}\nsources:\n" + "".join(
+        f"  - {{id: src{i}, url: '{base}/feed/{i}'}}\n" for i in range(n))
+
+
+def member(tmp: Path, name: str, url: str, feeds: str | None, rules: str | None, age: float = 0.0):
+    """A cluster member (not started) with its own config files, ``age`` seconds old."""
+    from pipeline.cluster import Member
+    from pipeline.settings import Settings
+
+    d = tmp / name
+    d.mkdir()
+    for fname, text in (("feeds.yaml", feeds), ("keywords.yaml", rules)):
+        if text is not None:
+            (d / fname).write_text(text)
+            stamp = time.time() - age
+            os.utime(d / fname, (stamp, stamp))
+    return Member(Settings(feeds=str(d / "feeds.yaml"), keywords=str(d / "keywords.yaml"), db=url, cluster_heartbeat=1))
+
+
+def touch(path: Path, text: str, ahead: float = 1.0) -> None:
+    """Write ``text`` with a modification time ``ahead`` seconds in the future (newer than anything stored)."""
+    path.write_text(text)
+    stamp = time.time() + ahead
+    os.utime(path, (stamp, stamp))
+
+
+def test_config_is_shared_through_the_database_by_version(tmp_path, pg_url):
+    from pipeline import store
+    from pipeline.errors import ConfigError
+
+    a = member(tmp_path, "a", pg_url, two_sources("http://127.0.0.1:9"), RULES)
+    a._open()
+    assert a.versions == {"feeds": 1, "keywords": 1}
+    # b's files are older and different: b runs with the database's config and does not overwrite it
+    b = member(tmp_path, "b", pg_url, two_sources("http://127.0.0.1:8", 5), "rules:\n  - {id: other, any: [x]}\n",
+               age=3600)
+    b._open()
+    assert b.versions == {"feeds": 1, "keywords": 1}
+    assert [s.url for s in b.feeds.sources] == [s.url for s in a.feeds.sources]
+    assert [r.id for r in b.rules.rules] == ["fentanyl", "cartel"]
+    # a member without files joins with the database's config
+    c = member(tmp_path, "c", pg_url, None, None)
+    c._open()
+    assert len(c.feeds.sources) == 2 and c.versions == {"feeds": 1, "keywords": 1}
+
+    # a valid edit on a: version 2, and the others load it
+    touch(Path(a.settings.feeds), two_sources("http://127.0.0.1:9", 3))
+    assert a._sync_config() == {"feeds": True, "feeds_changed_sources": True}
+    assert a.versions["feeds"] == 2
+    b._sync_config()
+    c._sync_config()
+    assert len(b.feeds.sources) == len(c.feeds.sources) == 3 and b.versions["feeds"] == 2
+    assert "src2" in store.source_states(a.read_db)  # the sources table follows the config
+
+    # an invalid edit: reported (log and `status`), nothing stored, the last valid rules stay everywhere
+    touch(Path(a.settings.keywords), "rules:\n  - {id: Bad Id, any: []}\n", ahead=2)
+    a._sync_config()
+    assert a.versions["keywords"] == 1 and [r.id for r in a.rules.rules] == ["fentanyl", "cartel"]
+    errors = store.get_meta(a.read_db, "config_errors")
+    assert errors and "keywords.yaml" in errors[0]
+    b._sync_config()
+    assert b.versions["keywords"] == 1
+    # fixed: stored as version 2, the error cleared
+    touch(Path(a.settings.keywords), RULES + "  - {id: arms, any: [rifle]}\n", ahead=3)
+    a._sync_config()
+    b._sync_config()
+    assert a.versions["keywords"] == b.versions["keywords"] == 2
+    assert [r.id for r in b.rules.rules] == ["fentanyl", "cartel", "arms"]
+    assert store.get_meta(a.read_db, "config_errors") is None
+
+    # an edit on b, now newer than what is stored, becomes version 3 for everyone
+    touch(Path(b.settings.feeds), two_sources("http://127.0.0.1:9", 4), ahead=4)
+    b._sync_config()
+    a._sync_config()
+    assert a.versions["feeds"] == b.versions["feeds"] == 3 and len(a.feeds.sources) == 4
+
+    # a first member with invalid files and nothing stored yet: a one-line config error, exit status 2
+    for m in (a, b, c):
+        m._close()
+    from pipeline.store import cluster as cs
+
+    empty_name, empty_url = new_schema("clusterempty")
+    try:
+        bad = member(tmp_path, "bad", empty_url, "sources: [", RULES)
+        with pytest.raises(ConfigError) as err:
+            bad._open()
+        assert err.value.exit_code == 2 and "feeds.yaml" in str(err.value)
+        assert cs.config_versions(bad.conn).get("feeds") is None
+        bad._close()
+    finally:
+        drop_schema(empty_name)
+
+
+def test_reconcile_gives_every_source_one_job_and_redoes_dead_members_work(tmp_path, pg_url):
+    m = member(tmp_path, "m", pg_url, two_sources("http://127.0.0.1:9", 3), RULES)
+    m._open()
+
+    def jobs() -> list[tuple]:
+        return query(pg_url, "SELECT queueing_lock, status::text, worker_id FROM procrastinate_jobs"
+                             " WHERE task_name = 'borderwatch.poll' ORDER BY queueing_lock, id")
+
+    async def scenario():
+        m.app = m._build_app()
+        async with m.app.open_async():
+            jm = m.app.job_manager
+            assert (await m.reconcile())["deferred"] == 3
+            assert (await m.reconcile())["deferred"] == 0  # one job per source, however often it runs
+            assert [(j[0], j[1]) for j in jobs()] == [(f"poll:src{i}", "todo") for i in range(3)]
+
+            # a member starts src0's and src1's polls and dies (its heartbeat stops); src1's next poll
+            # was already deferred when it died
+            dead = await jm.register_worker()
+            query(pg_url, "UPDATE procrastinate_jobs SET scheduled_at = now() - interval '1 second'"
+                          " WHERE queueing_lock IN ('poll:src0', 'poll:src1')")
+            taken = {(await jm.fetch_job(queues=None, worker_id=dead)).queueing_lock for _ in range(2)}
+            assert taken == {"poll:src0", "poll:src1"}
+            await m.defer_poll("src1", dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5))
+            assert (await m.reconcile())["redone"] == 0  # alive until 4 heartbeats are missed
+            query(pg_url, f"UPDATE procrastinate_workers SET last_heartbeat = now() - interval '1 minute'"
+                          f" WHERE id = {dead}")
+            result = await m.reconcile()
+            assert (result["redone"], result["superseded"], result["deferred"]) == (1, 1, 0)
+            assert [(j[0], j[1]) for j in jobs()] == [(f"poll:src{i}", "todo") for i in range(3)]
+
+            # a source removed from the config loses its waiting job; a new one gets one
+            touch(Path(m.settings.feeds), two_sources("http://127.0.0.1:9", 3).replace("src2", "src9"))
+            m._sync_config()
+            await m.reconcile()
+            assert [j[0] for j in jobs()] == ["poll:src0", "poll:src1", "poll:src9"]
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        m._close()

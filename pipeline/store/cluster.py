@@ -168,8 +168,24 @@ def live_members(conn: psycopg.Connection, within: float) -> list[tuple[int, str
     (id, last heartbeat as ISO text)."""
     rows = conn.execute("SELECT id, to_char(last_heartbeat AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
                         " FROM procrastinate_workers WHERE last_heartbeat > now() - make_interval(secs => %s)"
-                        " ORDER BY id", (within,)).fetchall()
+                        " ORDER BY last_heartbeat", (within,)).fetchall()
     return [(r[0], r[1]) for r in rows]
+
+
+def members_line(url: str, within: float) -> tuple[str, str]:
+    """The cluster's members as `status` shows the scheduler: ('running' | 'not running', a line)."""
+    try:
+        with connect(url) as conn:
+            if conn.execute("SELECT to_regclass('procrastinate_workers')").fetchone()[0] is None:
+                return "not running", "not running (no cluster member has started on this database)"
+            members = live_members(conn, within)
+            jobs = queue_counts(conn)
+    except ClusterUnavailable as exc:
+        return "not running", f"unknown ({exc})"
+    if not members:
+        return "not running", f"not running (no cluster member with a heartbeat in the last {within:.0f}s)"
+    return "running", (f"running: {len(members)} cluster member(s), last heartbeat {members[-1][1].replace('T', ' ')}; "
+                       f"jobs waiting {jobs.get('todo', 0)}, running {jobs.get('doing', 0)}, failed {jobs.get('failed', 0)}")
 
 
 def queue_counts(conn: psycopg.Connection) -> dict[str, int]:
