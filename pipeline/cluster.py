@@ -48,7 +48,7 @@ from pathlib import Path
 
 from . import store
 from .config import ConfigError, ConfigIssue, FeedsConfig, RuleSet, Settings, load_feeds, load_rules
-from .cycle import GROUP_COMMIT, CpuPool, Poller, next_poll
+from .cycle import GROUP_COMMIT, CpuPool, Poller, SourceReport, next_poll
 from .errors import StorageError
 from .fetch import Fetcher, Robots
 from .rules import compile_rules
@@ -80,6 +80,17 @@ def _file_state(path: str) -> tuple[float, int] | None:
         return st.st_mtime, st.st_size
     except OSError:
         return None
+
+
+def _share_logging() -> None:
+    """procrastinate's warnings and errors go where borderwatch's log lines go (its info lines, one per
+    job, would drown them)."""
+    ours = logging.getLogger("borderwatch")
+    theirs = logging.getLogger("procrastinate")
+    if ours.handlers and not theirs.handlers:
+        theirs.handlers[:] = list(ours.handlers)
+        theirs.setLevel(logging.WARNING)
+        theirs.propagate = False
 
 
 class HostSlots:
@@ -272,6 +283,10 @@ class Member:
         self.app = self._build_app()
         self.slots = HostSlots(self.queue_url)
         self.writer = Writer(self)
+        from .schedule import Metrics
+
+        self.metrics = Metrics(self.metrics_port, self.settings.metrics_addr)
+        _share_logging()
         self.fetcher = Fetcher(self.feeds.concurrency, self.feeds.per_host, robots=Robots())
         self._refresh_pool()
         self.poller = Poller(self.read_db, self.matcher, self.fetcher, clock=self.clock, pool=self.pool)
@@ -448,6 +463,8 @@ class Member:
         inserted = await self.writer.save(outcome)
         self.polls_done += 1
         hits = sum(len(a.hits) for a in inserted)
+        self.metrics.poll(SourceReport(src.id, outcome.ok, outcome.status, len(inserted), hits, outcome.elapsed_ms,
+                                       outcome.error, outcome.ok and outcome.status == 304))
         log.log(logging.WARNING if outcome.error else logging.INFO, "poll source=%s status=%s new=%d hits=%d ms=%.0f%s",
                 src.id, outcome.status or "-", len(inserted), hits, outcome.elapsed_ms,
                 f" error={outcome.error}" if outcome.error else "",
@@ -507,6 +524,7 @@ class Member:
                 db.close()
 
         report = await asyncio.to_thread(send)
+        self.metrics.sent(report["sent"])
         if report["created"] or report["sent"] or report["errors"]:
             log.log(logging.WARNING if report["errors"] else logging.INFO,
                     "digests: %d new, %d sent, %d retry, %d failed", report["created"], report["sent"],

@@ -403,3 +403,16 @@ def test_reconcile_gives_every_source_one_job_and_redoes_dead_members_work(tmp_p
         asyncio.run(scenario())
     finally:
         m._close()
+
+
+def test_unreachable_postgresql_is_one_line_and_exit_1(tmp_path):
+    from conftest import free_port
+
+    (tmp_path / "feeds.yaml").write_text(two_sources("http://127.0.0.1:9"))
+    (tmp_path / "keywords.yaml").write_text(RULES)
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    done = subprocess.run([sys.executable, "-m", "pipeline", "run", "--db", url], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 1, done
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in done.stderr and "127.0.0.1" in lines[0], done.stderr
