@@ -65,6 +65,7 @@ SHUTDOWN_DEADLINE = 8.0  # running polls may finish within this at SIGTERM (Dock
 FETCH_POLL_INTERVAL = 1.0  # how often an idle member asks for due jobs (scheduled jobs start within this)
 RETRY_AFTER_ERROR = 60.0  # a poll that failed outside the source's own handling (database down) is retried this soon
 THREAD_PREFIX = "borderwatch-member"
+SLOT_RETRY = 0.2  # longest wait before asking again for a busy host's slot held by another member
 CONFIG_FILES = ("feeds", "keywords")
 
 
@@ -101,6 +102,7 @@ class HostSlots:
         self.url = url
         self.conn = None
         self.held: set[tuple[str, int]] = set()
+        self.freed: dict[str, asyncio.Event] = {}  # set when this member releases a slot of the host
         self.lock = asyncio.Lock()
 
     async def _conn(self):
@@ -115,7 +117,7 @@ class HostSlots:
     async def hold(self, host: str, limit: int):
         from .store import cluster as cs
 
-        slot, wait = None, 0.05
+        slot, wait = None, 0.02
         while slot is None:
             async with self.lock:
                 conn = await self._conn()
@@ -124,9 +126,13 @@ class HostSlots:
                         self.held.add((host, i))
                         slot = i
                         break
-            if slot is None:  # every slot of this host is busy somewhere in the cluster
-                await asyncio.sleep(wait)
-                wait = min(wait * 2, 1.0)
+                freed = self.freed.setdefault(host, asyncio.Event())
+                freed.clear()
+            if slot is None:  # every slot of this host is busy somewhere in the cluster: wait for one of
+                # ours to be released, or look again soon (another member's may be free by then)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(freed.wait(), wait)
+                wait = min(wait * 2, SLOT_RETRY)
         try:
             yield slot
         finally:
@@ -140,6 +146,8 @@ class HostSlots:
                 self.held.discard((host, slot))
                 try:
                     await cs.release_host_slot(self.conn, host, slot)
+                    if host in self.freed:
+                        self.freed[host].set()
                 except Exception as exc:  # noqa: BLE001 - the session is gone: so is the lock
                     log.warning("host slot of %s not released (%s); the connection is dropped", host, exc)
                     with contextlib.suppress(Exception):
@@ -241,6 +249,7 @@ class Member:
         self.read_db = None  # the pollers' reads, on the event loop's thread
         self.pool: CpuPool | None = None
         self.polls_done = 0
+        self.worker_id: int | None = None  # procrastinate's id for this member (known from its first job)
         self.app = None
         self._executor: ThreadPoolExecutor | None = None
 
@@ -377,7 +386,9 @@ class Member:
         app = App(connector=PsycopgConnector(conninfo=self.queue_url, min_size=2, max_size=4,
                                              kwargs={"application_name": "borderwatch-queue"}))
         self.poll_task = app.task(name="borderwatch.poll", pass_context=True)(self._poll_job)
-        self.reconcile_task = app.task(name="borderwatch.reconcile", queueing_lock="reconcile", lock="reconcile")(
+        # no `lock` on reconcile: a dead member's running reconcile job would block every later one, and
+        # only reconcile redoes dead members' jobs. Two reconciles at once are harmless.
+        self.reconcile_task = app.task(name="borderwatch.reconcile", queueing_lock="reconcile")(
             self._reconcile_job)
         every = max(1, round(2 * self.heartbeat))
         app.periodic(cron=f"* * * * * */{every}", periodic_id="reconcile")(self.reconcile_task)
@@ -429,6 +440,9 @@ class Member:
 
     async def _poll_job(self, context, source: str) -> None:
         source_id = source
+        if self.worker_id is None and context.job.worker_id is not None:
+            self.worker_id = context.job.worker_id
+            log.info("member %s is procrastinate worker %d", self.name, self.worker_id)
         src = self.feeds.get(source_id)
         if src is None or not src.enabled:
             log.info("poll of %s skipped: not an enabled source in feeds version %s", source_id,
@@ -481,7 +495,7 @@ class Member:
         """Put the running jobs of dead members back in the queue, and give every enabled source
         without a poll job one (at its stored next_poll, or spread over the first interval)."""
         from procrastinate import jobs
-        from procrastinate.exceptions import UniqueViolation
+        from procrastinate.exceptions import ConnectorException, UniqueViolation
 
         from .store import cluster as cs
 
@@ -492,8 +506,11 @@ class Member:
                 await jm.retry_job(job)  # back to 'todo', due now
                 redone += 1
             except UniqueViolation:  # the dead member had deferred the next poll already: that one stays
-                await jm.finish_job(job, status=jobs.Status.FAILED, delete_job=True)
+                with contextlib.suppress(ConnectorException):
+                    await jm.finish_job(job, status=jobs.Status.FAILED, delete_job=True)
                 dropped += 1
+            except ConnectorException as exc:  # another reconcile handled it meanwhile
+                log.debug("stalled job %s: %s", job.id, exc)
         if redone or dropped:
             log.warning("reconcile: %d job(s) of dead members redone, %d superseded", redone, dropped)
         await jm.prune_stalled_workers(self.stalled_after)

@@ -82,6 +82,8 @@ class NewsServer:
         self.start = time.time()
         self.stopped_at: float | None = None
         self.requests: dict[str, list[float]] = {self.sid(i): [] for i in range(n)}
+        self.in_flight = self.most_in_flight = 0  # requests being answered at once (per-host politeness)
+        self.crowds: list[tuple[float, int]] = []  # (when, how many) each time a request found others in flight
         self.lock = threading.Lock()
         server = self
 
@@ -96,9 +98,16 @@ class NewsServer:
                 sid = parts[1]
                 with server.lock:
                     server.requests[sid].append(now)
-                if server.latency:
-                    time.sleep(server.latency)
-                body = server.feed(sid, now)
+                    server.in_flight += 1
+                    server.most_in_flight = max(server.most_in_flight, server.in_flight)
+                    server.crowds.append((now, server.in_flight))
+                try:
+                    if server.latency:
+                        time.sleep(server.latency)
+                    body = server.feed(sid, now)
+                finally:  # counted until the answer is ready: the client holds its slot until it has read it
+                    with server.lock:
+                        server.in_flight -= 1
                 etag = '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
                 if self.headers.get("If-None-Match") == etag:
                     return self._send(304, b"", {"ETag": etag})
