@@ -71,8 +71,7 @@ CONFIG_FILES = ("feeds", "keywords")
 
 def is_cluster(db_setting: str) -> bool:
     """Whether `run` with this ``db`` setting is a cluster member (a PostgreSQL URL)."""
-    check = getattr(store, "is_postgres", None)
-    return check(db_setting) if check else str(db_setting).startswith(("postgresql://", "postgres://"))
+    return store.is_postgres(db_setting)
 
 
 def _file_state(path: str) -> tuple[float, int] | None:

@@ -166,8 +166,10 @@ def alert_text(row: dict, event: str, before: str | None, when: str) -> tuple[st
 def health_problems(db, rows: list[dict], now: dt.datetime | None = None) -> list[str]:
     """Why the deployment is unhealthy: no fresh scheduler lease, or most enabled sources failing."""
     problems = []
-    if scheduler_state(db, now)[0] != "running":
-        problems.append("the scheduler is not running (no live lease holder in the database)")
+    state, line = scheduler_state(db, now)
+    if state != "running":
+        problems.append(f"no cluster member is running: {line}" if getattr(db, "dialect", "sqlite") == "postgresql"
+                        else "the scheduler is not running (no live lease holder in the database)")
     enabled = [r for r in rows if r["enabled"]]
     failing = [r for r in enabled if r["consecutive_failures"]]
     if enabled and len(failing) * 2 > len(enabled):

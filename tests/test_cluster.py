@@ -142,6 +142,10 @@ def test_three_members_share_the_work_and_survive_a_kill(tmp_path, pg_url):
         assert members.wait(lambda: polled_sources() == N_SOURCES, timeout=120), \
             f"only {polled_sources()} of {N_SOURCES} sources polled; logs:\n" + members.log(0)[-3000:]
         assert all(members.polls(i) > 0 for i in range(3)), "every member takes a share of the polls"
+        health = cli(pg_url, "status", "--check", "--feeds", str(feeds), env=env)
+        assert health.returncode == 0, health.stdout + health.stderr
+        shown = cli(pg_url, "status", "--feeds", str(feeds), env=env).stdout
+        assert re.search(r"running: 3 cluster member\(s\)", " ".join(shown.split())), shown[-500:]
 
         # kill -9 a member while it has polls in flight, then start it again
         worker = re.search(r"is procrastinate worker (\d+)", members.log(1))
