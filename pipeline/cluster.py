@@ -94,7 +94,7 @@ def _share_logging() -> None:
 
 
 class HostSlots:
-    """Cluster-wide per-host concurrency: a poll holds one of ``limit`` slots of its host (a session
+    """Cluster-wide per-host concurrency: each request holds one of ``limit`` slots of its host (a session
     advisory lock on this member's slot connection) while it talks to the host."""
 
     def __init__(self, url: str):
@@ -295,7 +295,8 @@ class Member:
 
         self.metrics = Metrics(self.metrics_port, self.settings.metrics_addr)
         _share_logging()
-        self.fetcher = Fetcher(self.feeds.concurrency, self.feeds.per_host, robots=Robots())
+        self.fetcher = Fetcher(self.feeds.concurrency, self.feeds.per_host, robots=Robots(),
+                               host_gate=lambda host: self.slots.hold(host, self.feeds.per_host))
         self._refresh_pool()
         self.poller = Poller(self.read_db, self.matcher, self.fetcher, clock=self.clock, pool=self.pool)
         writer_task = asyncio.create_task(self.writer.run(), name="writer")
@@ -466,13 +467,12 @@ class Member:
         from .store import PollOutcome, iso
 
         state = store.source_states(self.read_db, [src.id]).get(src.id) or {}
-        async with self.slots.hold(src.host, self.feeds.per_host):
-            try:
-                outcome = await self.poller.poll(src, state)
-            except Exception as exc:  # a bug on one source's data must not stop it being scheduled
-                log.exception("poll of %s crashed", src.id)
-                outcome = PollOutcome(src.id, False, error=f"internal error: {type(exc).__name__}: {exc}",
-                                      next_poll=iso(next_poll(src, self.clock(), 1)))
+        try:  # each request holds one of its host's cluster-wide slots (the fetcher's host_gate)
+            outcome = await self.poller.poll(src, state)
+        except Exception as exc:  # a bug on one source's data must not stop it being scheduled
+            log.exception("poll of %s crashed", src.id)
+            outcome = PollOutcome(src.id, False, error=f"internal error: {type(exc).__name__}: {exc}",
+                                  next_poll=iso(next_poll(src, self.clock(), 1)))
         inserted = await self.writer.save(outcome)
         self.polls_done += 1
         hits = sum(len(a.hits) for a in inserted)

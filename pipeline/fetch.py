@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import ipaddress
 import socket
@@ -219,8 +220,11 @@ class Fetcher:
     """Async fetcher for one cycle (or one long run). Use as ``async with Fetcher() as f``."""
 
     def __init__(self, concurrency: int = 20, per_host: int = 4, user_agent: str = USER_AGENT,
-                 robots: Robots | None = None):
+                 robots: Robots | None = None, host_gate=None):
         self.concurrency = concurrency
+        # host_gate(host) -> async context manager held around each request to that host, on top of the
+        # per-host semaphore (a cluster member passes its cluster-wide host slots here)
+        self.host_gate = host_gate
         self.per_host = per_host
         self.user_agent = user_agent
         self.robots = robots or Robots()
@@ -333,7 +337,7 @@ class Fetcher:
                     headers["If-Modified-Since"] = last_modified
             client, sem = self._client(f"{parts.scheme}://{host}:{port}")
             extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-            async with sem:
+            async with sem, (self.host_gate(host) if self.host_gate else contextlib.nullcontext()):
                 request = client.build_request("GET", target, headers=headers, extensions=extensions,
                                                timeout=policy.httpx_timeout())
                 r = await client.send(request, stream=True)
