@@ -320,9 +320,12 @@ def compare(args, port: int, hosts: int) -> None:
     if prof:
         stages = prof["out"]["stages"]
         total = prof["out"]["total"] or 1
-        print(f"CPU of a first cycle by stage (cProfile, parse and match in-process; {total:.2f} s profiled):")
+        print(f"CPU of a first cycle by stage (bench/profile_cycle.py: thread CPU clocks around the stage functions, "
+              f"parse and match in-process; {total:.2f} s of CPU):")
         for name, sec in stages.items():
             print(f"  {name:<24} {sec:>7.2f} s {sec / total:>6.1%}  {sec / (n * ITEMS) * 1000:.3f} ms/article")
+        print("  costliest functions (exclusive CPU): " + ", ".join(
+            f"{name} {sec:.2f} s" for name, sec in list(prof["out"].get("functions", {}).items())[:8]))
     if args.smoke:
         ok = (b["out"]["ok"] == n and b["out"]["new_articles"] == n * ITEMS and c["out"]["not_modified"] == n
               and d["out"]["new_articles"] == len(range(0, n, 20)) * 5)

@@ -288,6 +288,13 @@ def _create_private(path: str) -> None:
     os.close(fd)
 
 
+# Page cache per connection, in KiB (SQLite's default is 2 MiB). The story postings are looked up and
+# inserted in random hash order: with 2 MiB nearly every probe was a read(2) from the OS cache, and a
+# first cycle at 2,000 feeds spent 42 s in the kernel. The cache fills only as pages are read, so a
+# connection that reads little stays small; a bound, so memory does not grow with the database.
+CACHE_KIB = 64 * 1024
+
+
 def connect(path: str | os.PathLike, migrate: bool = True) -> sqlite_utils.Database:
     """Open (creating if needed) the database, in WAL mode, migrated to the latest schema.
     A ``postgresql://`` URL opens (and creates or migrates the schema of) a PostgreSQL database."""
@@ -304,6 +311,7 @@ def connect(path: str | os.PathLike, migrate: bool = True) -> sqlite_utils.Datab
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA wal_autocheckpoint = 16384")  # checkpoint (and fsync) every ~64 MB of WAL, not every 4 MB
+        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         if migrate:
             apply_migrations(db)
     except sqlite3.Error as exc:
