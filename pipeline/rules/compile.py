@@ -13,9 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import ahocorasick_rs
-import re2
-
 from ..config import Rule, RuleSet, Term
 from ..fold import strip_accents, term_words
 from .match import NONE_GROUP, Hit, RegexRef, TermRef, match_article
@@ -57,10 +54,17 @@ class Matcher:
                 self.primary.append(tuple(sorted({r.rule for r in main})))
         self.empty = not patterns
         # Rust Aho-Corasick with overlapping matches: ~2.5x faster than pyahocorasick at 50k keys
-        self.automaton = None if self.empty else ahocorasick_rs.AhoCorasick(patterns, matchkind=ahocorasick_rs.MatchKind.Standard)
+        if self.empty:
+            self.automaton = None
+        else:
+            import ahocorasick_rs  # (imported here: commands that only read the database never compile rules)
+
+            self.automaton = ahocorasick_rs.AhoCorasick(patterns, matchkind=ahocorasick_rs.MatchKind.Standard)
 
     def _add(self, ri: int, gi: int, term: Term, keys: dict[str, list[TermRef]]) -> None:
         if term.regex:
+            import re2
+
             opts = re2.Options()
             opts.case_sensitive = term.case
             opts.max_mem = 8 << 20

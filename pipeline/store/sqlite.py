@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlite_utils
 
 from ..dedup import (COMMON_POSTINGS, MIN_SHARED, SKETCH_DAYS, Overlap, StoredForm, batch_boilerplate, is_boilerplate,
                      is_common, join_stories, shingle_sketch, stored_form, whole_to_sketch_size)
@@ -205,9 +204,12 @@ def _migrate_stories(conn: sqlite3.Connection) -> None:
             _store_sketch(conn, aid, story, source, fetched, stored_form(sk, whole, boiler, lead, positions), positions, set())
 
 
-def _fts(db: sqlite_utils.Database) -> None:
-    if not db["articles"].detect_fts():
-        db["articles"].enable_fts(["title", "text"], create_triggers=True, tokenize="unicode61 remove_diacritics 2")
+def _fts(db: Database) -> None:
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'articles_fts'").fetchone():
+        import sqlite_utils  # only to create the index (its FTS5 table and triggers), once per database
+
+        sqlite_utils.Database(db.conn)["articles"].enable_fts(["title", "text"], create_triggers=True,
+                                                               tokenize="unicode61 remove_diacritics 2")
     trigger = db.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'articles_au'").fetchone()
     if trigger and "UPDATE OF" not in trigger[0]:  # re-index only when the title or text changes (not on story merges)
         with transaction(db) as conn:
@@ -288,6 +290,56 @@ def _create_private(path: str) -> None:
     os.close(fd)
 
 
+class Database:
+    """A SQLite connection with the surface of a sqlite-utils ``Database`` that the store uses
+    (``conn``, ``execute``, ``executemany``, ``query``, ``table_names``, ``close``), and the same
+    ``recursive_triggers`` setting. sqlite-utils itself is imported only to create the full-text
+    index: importing it (numpy, dateutil, click's plugin hooks) cost more than everything else a
+    read command such as ``hits`` does; and its ``query`` wraps every read in a savepoint."""
+
+    dialect = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        conn.execute("PRAGMA recursive_triggers = on")
+
+    def execute(self, sql: str, parameters: Any = None) -> sqlite3.Cursor:
+        return self.conn.execute(sql) if parameters is None else self.conn.execute(sql, parameters)
+
+    def executemany(self, sql: str, rows) -> sqlite3.Cursor:
+        return self.conn.executemany(sql, rows)
+
+    def query(self, sql: str, params: Any = None) -> Iterator[dict]:
+        """Rows as dicts; the statement runs now, the rows are read as they are iterated."""
+        cursor = self.execute(sql, params if params is not None else ())
+        if cursor.description is None:
+            raise ValueError("query() can only be used with SQL that returns rows - use execute() for other statements")
+        keys = _unique_keys([d[0] for d in cursor.description])
+        return (dict(zip(keys, row)) for row in cursor)
+
+    def table_names(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _unique_keys(keys: list[str]) -> list[str]:
+    """Column names made unique as sqlite-utils does (a repeated name gets _2, _3 ...)."""
+    if len(set(keys)) == len(keys):
+        return keys
+    taken, seen, out = set(keys), set(), []
+    for key in keys:
+        if key in seen:
+            new, n = key, 2
+            while new in seen or new in taken:
+                new, n = f"{key}_{n}", n + 1
+            key = new
+        seen.add(key)
+        out.append(key)
+    return out
+
+
 # Page cache per connection, in KiB (SQLite's default is 2 MiB). The story postings are looked up and
 # inserted in random hash order: with 2 MiB nearly every probe was a read(2) from the OS cache, and a
 # first cycle at 2,000 feeds spent 42 s in the kernel. The cache fills only as pages are read, so a
@@ -295,7 +347,7 @@ def _create_private(path: str) -> None:
 CACHE_KIB = 64 * 1024
 
 
-def connect(path: str | os.PathLike, migrate: bool = True) -> sqlite_utils.Database:
+def connect(path: str | os.PathLike, migrate: bool = True) -> Database:
     """Open (creating if needed) the database, in WAL mode, migrated to the latest schema.
     A ``postgresql://`` URL opens (and creates or migrates the schema of) a PostgreSQL database."""
     path = str(path)
@@ -306,7 +358,7 @@ def connect(path: str | os.PathLike, migrate: bool = True) -> sqlite_utils.Datab
     try:
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 30000")
-        db = sqlite_utils.Database(conn)
+        db = Database(conn)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -319,7 +371,7 @@ def connect(path: str | os.PathLike, migrate: bool = True) -> sqlite_utils.Datab
     return db
 
 
-def connect_readonly(path: str | os.PathLike) -> sqlite_utils.Database:
+def connect_readonly(path: str | os.PathLike) -> Database:
     """Open an existing database for reading only: never creates one, never migrates, and
     works on a file (and directory) the user cannot write."""
     path = str(path)
@@ -346,23 +398,23 @@ def connect_readonly(path: str | os.PathLike) -> sqlite_utils.Database:
         raise StoreError(f"{path} has schema version {version}, this borderwatch needs {len(MIGRATIONS)}: run any "
                          "write command once (e.g. `borderwatch run --once`) as a user who can write it")
     conn.execute("PRAGMA busy_timeout = 30000")
-    return sqlite_utils.Database(conn)
+    return Database(conn)
 
 
-def db_path(db: sqlite_utils.Database) -> str:
+def db_path(db: Database) -> str:
     """The file behind a connection (to open another connection to it), or a PostgreSQL URL."""
     if _pg(db):
         return db.url
     return db.execute("PRAGMA database_list").fetchone()[2]
 
 
-def schema_version(db: sqlite_utils.Database) -> int:
+def schema_version(db: Database) -> int:
     if _pg(db):
         return postgres.schema_version(db)
     return db.execute("PRAGMA user_version").fetchone()[0]
 
 
-def apply_migrations(db: sqlite_utils.Database, upto: int | None = None) -> int:
+def apply_migrations(db: Database, upto: int | None = None) -> int:
     """Apply the migrations not yet run; returns the new version."""
     target = len(MIGRATIONS) if upto is None else upto
     version = schema_version(db)
@@ -429,7 +481,7 @@ def _statements(script: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
+def transaction(db: Database) -> Iterator[sqlite3.Connection]:
     """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception. On PostgreSQL: BEGIN and a
     transaction-level advisory lock, so writes are serialised across the cluster as in SQLite."""
     if _pg(db):
@@ -460,7 +512,7 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
 # --------------------------------------------------------------------------- sources
 
 
-def sync_sources(db: sqlite_utils.Database, sources) -> None:
+def sync_sources(db: Database, sources) -> None:
     """Make the sources table reflect the config, keeping poll state (reset if the URL changed)."""
     with transaction(db) as conn:
         for s in sources:
@@ -478,7 +530,7 @@ def sync_sources(db: sqlite_utils.Database, sources) -> None:
         conn.execute(f"UPDATE sources SET enabled = 0 WHERE id NOT IN ({','.join('?' * len(ids))})", ids)
 
 
-def source_states(db: sqlite_utils.Database, ids: list[str] | None = None) -> dict[str, dict]:
+def source_states(db: Database, ids: list[str] | None = None) -> dict[str, dict]:
     """Poll state by source id: all sources, or only ``ids`` (the scheduler asks for one at a time)."""
     if ids is None:
         return {r["id"]: r for r in db.query("SELECT * FROM sources")}
@@ -543,7 +595,7 @@ class NewArticle:
     language: str | None = None  # ISO 639-1 code
 
 
-def known_keys(db: sqlite_utils.Database, source: str, guids: list[str], urls: list[str]) -> tuple[set[str], set[str]]:
+def known_keys(db: Database, source: str, guids: list[str], urls: list[str]) -> tuple[set[str], set[str]]:
     """Which of these GUIDs and canonical URLs this source already stored (or prune removed). A URL
     stored only by another source is decided by content when the poll is written (_resolve_claims)."""
     seen_guids: set[str] = set()
@@ -563,7 +615,7 @@ def known_keys(db: sqlite_utils.Database, source: str, guids: list[str], urls: l
     return seen_guids, seen_urls
 
 
-def backlog_due(db: sqlite_utils.Database, source: str, now: str, limit: int) -> list[BacklogItem]:
+def backlog_due(db: Database, source: str, now: str, limit: int) -> list[BacklogItem]:
     """The source's backlog items due now (not given up, back-off over), oldest first."""
     rows = db.execute(
         "SELECT guid, url, entry, added, attempts, next_attempt, last_error FROM backlog WHERE source = ? AND gave_up IS NULL"
@@ -571,7 +623,7 @@ def backlog_due(db: sqlite_utils.Database, source: str, now: str, limit: int) ->
     return [BacklogItem(*r) for r in rows]
 
 
-def backlog_guids(db: sqlite_utils.Database, source: str, guids: list[str]) -> set[str]:
+def backlog_guids(db: Database, source: str, guids: list[str]) -> set[str]:
     """Which of these GUIDs the source's backlog holds (waiting, backing off or given up)."""
     out: set[str] = set()
     for chunk in _chunks(guids):
@@ -580,7 +632,7 @@ def backlog_guids(db: sqlite_utils.Database, source: str, guids: list[str]) -> s
     return out
 
 
-def backlog_counts(db: sqlite_utils.Database) -> dict[str, tuple[int, int]]:
+def backlog_counts(db: Database) -> dict[str, tuple[int, int]]:
     """Per source: (items waiting in the backlog, items given up after their last attempt)."""
     try:
         rows = db.execute("SELECT source, sum(CASE WHEN gave_up IS NULL THEN 1 ELSE 0 END),"
@@ -598,12 +650,12 @@ def _chunks(items: list, size: int = 500) -> Iterator[list]:
 Decide = Callable[[StoredForm, list[Overlap]], list[int]]
 
 
-def save_poll(db: sqlite_utils.Database, outcome: PollOutcome, decide: Decide = join_stories) -> list[NewArticle]:
+def save_poll(db: Database, outcome: PollOutcome, decide: Decide = join_stories) -> list[NewArticle]:
     """Write one poll's articles, stories, hits and the source's state atomically."""
     return save_polls(db, [outcome], decide)[0]
 
 
-def save_polls(db: sqlite_utils.Database, outcomes: list[PollOutcome], decide: Decide = join_stories) -> list[list[NewArticle]]:
+def save_polls(db: Database, outcomes: list[PollOutcome], decide: Decide = join_stories) -> list[list[NewArticle]]:
     """Write several polls in one transaction (group commit); each poll is wholly in or out.
 
     Articles whose URL or fingerprint is already stored (e.g. another source stored
@@ -898,7 +950,7 @@ def _update_source(conn: sqlite3.Connection, o: PollOutcome, new: int) -> None:
             (now, o.error, o.status or None, o.next_poll, o.retry_after_until, o.elapsed_ms, o.source))
 
 
-def backfill_hits(db: sqlite_utils.Database, hits: list[tuple[int, Any]]) -> int:
+def backfill_hits(db: Database, hits: list[tuple[int, Any]]) -> int:
     """Store hits found by a backtest, marked as backfilled (never emailed)."""
     created = now_iso()
     with transaction(db) as conn:
@@ -932,7 +984,7 @@ class HitQuery:
 SEARCH_WINDOW = 5000  # with --search: the newest-fetched matches considered, then sorted by published
 
 
-def query_hits(db: sqlite_utils.Database, q: HitQuery) -> list[dict]:
+def query_hits(db: Database, q: HitQuery) -> list[dict]:
     """Articles with hits, newest first (by published time), with their rules aggregated.
 
     The page of article ids is chosen first (published index, EXISTS on hits), and rules and
@@ -989,7 +1041,7 @@ def _json(value, empty):
     return json.loads(value) if isinstance(value, str) else (empty if value is None else value)
 
 
-def article_by_url(db: sqlite_utils.Database, url: str) -> dict | None:
+def article_by_url(db: Database, url: str) -> dict | None:
     """A stored article by its URL (as given, or in canonical form)."""
     from ..dedup import canonical_url
 
@@ -1001,28 +1053,28 @@ def article_by_url(db: sqlite_utils.Database, url: str) -> dict | None:
     return None
 
 
-def hits_per_rule(db: sqlite_utils.Database) -> dict[str, int]:
+def hits_per_rule(db: Database) -> dict[str, int]:
     """How many hits each rule has, most first."""
     return {r[0]: r[1] for r in db.execute("SELECT rule, count(*) FROM hits GROUP BY rule ORDER BY 2 DESC, 1")}
 
 
-def hit_rules(db: sqlite_utils.Database) -> list[str]:
+def hit_rules(db: Database) -> list[str]:
     """Rule ids that have stored hits (index-only scan)."""
     return [r[0] for r in db.execute("SELECT DISTINCT rule FROM hits ORDER BY rule")]
 
 
-def articles_for_backtest(db: sqlite_utils.Database, since: str | None) -> Iterator[dict]:
+def articles_for_backtest(db: Database, since: str | None) -> Iterator[dict]:
     sql = "SELECT id, title, text FROM articles" + (" WHERE published >= ?" if since else "") + " ORDER BY id"
     yield from db.query(sql, [since] if since else [])
 
 
-def stored_hits(db: sqlite_utils.Database, since: str | None) -> set[tuple[int, str]]:
+def stored_hits(db: Database, since: str | None) -> set[tuple[int, str]]:
     sql = ("SELECT h.article, h.rule FROM hits h JOIN articles a ON a.id = h.article WHERE h.suggested = 0"
            + (" AND a.published >= ?" if since else ""))  # suggestions are not the rules' hits
     return {(r[0], r[1]) for r in db.execute(sql, [since] if since else [])}
 
 
-def article_titles(db: sqlite_utils.Database, ids: list[int]) -> dict[int, dict]:
+def article_titles(db: Database, ids: list[int]) -> dict[int, dict]:
     out = {}
     for chunk in _chunks(ids):
         for r in db.query(f"SELECT id, title, url, source FROM articles WHERE id IN ({','.join('?' * len(chunk))})", chunk):
@@ -1033,12 +1085,12 @@ def article_titles(db: sqlite_utils.Database, ids: list[int]) -> dict[int, dict]
 _PRUNABLE = "FROM articles WHERE fetched < ? AND NOT EXISTS (SELECT 1 FROM hits WHERE article = articles.id)"
 
 
-def prunable(db: sqlite_utils.Database, older_than: str) -> int:
+def prunable(db: Database, older_than: str) -> int:
     """How many articles ``prune`` would delete."""
     return db.execute(f"SELECT count(*) {_PRUNABLE}", (older_than,)).fetchone()[0]
 
 
-def prune(db: sqlite_utils.Database, older_than: str, sketches_before: str | None = None) -> int:
+def prune(db: Database, older_than: str, sketches_before: str | None = None) -> int:
     """Delete articles fetched before ``older_than`` that have no hits; VACUUM. Hits are never deleted.
     Their GUIDs, URLs and fingerprints stay in ``pruned_keys``, so dedup still knows them.
 
@@ -1065,14 +1117,14 @@ def prune(db: sqlite_utils.Database, older_than: str, sketches_before: str | Non
     return n
 
 
-def counts(db: sqlite_utils.Database) -> dict[str, int]:
+def counts(db: Database) -> dict[str, int]:
     return {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("sources", "articles", "stories", "hits")}
 
 
 # --------------------------------------------------------------------------- subscribers
 
 
-def add_subscriber(db: sqlite_utils.Database, email: str, rules: list[str] | None, tags: list[str] | None,
+def add_subscriber(db: Database, email: str, rules: list[str] | None, tags: list[str] | None,
                    cadence: str, hour: int, weekday: int, tz: str, created: str | None = None) -> None:
     import secrets
 
@@ -1085,14 +1137,14 @@ def add_subscriber(db: sqlite_utils.Database, email: str, rules: list[str] | Non
              tz, secrets.token_urlsafe(16), created or now_iso()))
 
 
-def find_subscriber(db: sqlite_utils.Database, target: str) -> dict | None:
+def find_subscriber(db: Database, target: str) -> dict | None:
     """The subscriber with this address (any case) or unsubscribe token."""
     row = db.execute("SELECT email FROM subscribers WHERE lower(email) = lower(?) OR token = ? ORDER BY email LIMIT 1",
                      (target, target)).fetchone()
     return next(iter(subscribers(db, row[0])), None) if row else None
 
 
-def update_subscriber(db: sqlite_utils.Database, email: str, changes: dict[str, Any]) -> None:
+def update_subscriber(db: Database, email: str, changes: dict[str, Any]) -> None:
     """Change only the given fields (rules, tags, cadence, hour, weekday, tz) of one subscriber."""
     allowed = {"rules", "tags", "cadence", "hour", "weekday", "tz"}
     values = {k: (json.dumps(v) if k in ("rules", "tags") and v else v) for k, v in changes.items() if k in allowed}
@@ -1103,7 +1155,7 @@ def update_subscriber(db: sqlite_utils.Database, email: str, changes: dict[str, 
                      [*values.values(), email])
 
 
-def remove_subscriber(db: sqlite_utils.Database, target: str) -> str | None:
+def remove_subscriber(db: Database, target: str) -> str | None:
     """Remove the subscriber with this address (any case) or unsubscribe token; returns its address."""
     with transaction(db) as conn:
         row = conn.execute("SELECT email FROM subscribers WHERE lower(email) = lower(?) OR token = ? LIMIT 1",
@@ -1114,7 +1166,7 @@ def remove_subscriber(db: sqlite_utils.Database, target: str) -> str | None:
         return row[0]
 
 
-def subscribers(db: sqlite_utils.Database, email: str | None = None) -> list[dict]:
+def subscribers(db: Database, email: str | None = None) -> list[dict]:
     sql = "SELECT * FROM subscribers WHERE active = 1" + (" AND email = ?" if email else "") + " ORDER BY email"
     rows = list(db.query(sql, [email] if email else []))
     for r in rows:
@@ -1126,7 +1178,7 @@ def subscribers(db: sqlite_utils.Database, email: str | None = None) -> list[dic
 # --------------------------------------------------------------------------- deliveries (the outbox)
 
 
-def owed_hits(db: sqlite_utils.Database, email: str, rule_ids: list[str], since: str,
+def owed_hits(db: Database, email: str, rule_ids: list[str], since: str,
               email_suggested: list[str] | tuple = ()) -> list[dict]:
     """Hits a subscriber has not been sent: their rules, created after they subscribed, not
     backfilled, not a semantic suggestion (unless its rule opts in: ``email_suggested``), and not
@@ -1151,7 +1203,7 @@ def owed_hits(db: sqlite_utils.Database, email: str, rule_ids: list[str], since:
     return rows
 
 
-def story_copies(db: sqlite_utils.Database, story_ids: list[int]) -> dict[int, list[dict]]:
+def story_copies(db: Database, story_ids: list[int]) -> dict[int, list[dict]]:
     """Every stored copy (article) of these stories, oldest first."""
     out: dict[int, list[dict]] = {}
     for chunk in _chunks(story_ids):
@@ -1162,11 +1214,11 @@ def story_copies(db: sqlite_utils.Database, story_ids: list[int]) -> dict[int, l
     return out
 
 
-def has_delivery(db: sqlite_utils.Database, email: str, period: str) -> bool:
+def has_delivery(db: Database, email: str, period: str) -> bool:
     return db.execute("SELECT 1 FROM deliveries WHERE subscriber = ? AND period = ?", (email, period)).fetchone() is not None
 
 
-def create_delivery(db: sqlite_utils.Database, email: str, period: str, message_id: str, subject: str,
+def create_delivery(db: Database, email: str, period: str, message_id: str, subject: str,
                     message: bytes, hits: list[tuple[int, int | None]], created: str) -> int | None:
     """Record a rendered digest as owed, with the hits it carries; None if this period already has one."""
     with transaction(db) as conn:
@@ -1182,7 +1234,7 @@ def create_delivery(db: sqlite_utils.Database, email: str, period: str, message_
         return delivery
 
 
-def due_deliveries(db: sqlite_utils.Database, now: str, email: str | None = None, waiting: bool = False) -> list[dict]:
+def due_deliveries(db: Database, now: str, email: str | None = None, waiting: bool = False) -> list[dict]:
     """Pending deliveries whose next attempt is due (or, with ``waiting``, those still backing off),
     with the subscriber's cadence."""
     sql = ("SELECT d.*, s.cadence FROM deliveries d LEFT JOIN subscribers s ON s.email = d.subscriber"
@@ -1193,7 +1245,7 @@ def due_deliveries(db: sqlite_utils.Database, now: str, email: str | None = None
     return list(db.query(sql, [now, email] if email else [now]))
 
 
-def delivery_problems(db: sqlite_utils.Database, limit: int = 20) -> list[dict]:
+def delivery_problems(db: Database, limit: int = 20) -> list[dict]:
     """Deliveries owed with an error, failed or of unknown outcome: what `status` reports."""
     return list(db.query(
         "SELECT id, subscriber, period, status, attempts, last_error, next_attempt, created FROM deliveries"
@@ -1201,12 +1253,12 @@ def delivery_problems(db: sqlite_utils.Database, limit: int = 20) -> list[dict]:
         " ORDER BY CASE status WHEN 'pending' THEN 0 WHEN 'failed' THEN 1 ELSE 2 END, id DESC LIMIT ?", [limit]))
 
 
-def deliveries_in(db: sqlite_utils.Database, statuses: tuple[str, ...]) -> list[dict]:
+def deliveries_in(db: Database, statuses: tuple[str, ...]) -> list[dict]:
     return list(db.query(f"SELECT * FROM deliveries WHERE status IN ({','.join('?' * len(statuses))}) ORDER BY id",
                          list(statuses)))
 
 
-def set_delivery(db: sqlite_utils.Database, delivery: int, status: str, error: str | None = None,
+def set_delivery(db: Database, delivery: int, status: str, error: str | None = None,
                  next_attempt: str | None = None, attempted: bool = False) -> None:
     """Move a delivery to a new state (committed at once: the state machine is the crash record)."""
     with transaction(db) as conn:
@@ -1216,11 +1268,11 @@ def set_delivery(db: sqlite_utils.Database, delivery: int, status: str, error: s
             (status, error, next_attempt, int(attempted), status, now_iso(), delivery))
 
 
-def delivery(db: sqlite_utils.Database, delivery_id: int) -> dict | None:
+def delivery(db: Database, delivery_id: int) -> dict | None:
     return next(db.query("SELECT * FROM deliveries WHERE id = ?", [delivery_id]), None)
 
 
-def requeue_delivery(db: sqlite_utils.Database, delivery_id: int, now: str, statuses: tuple[str, ...]) -> bool:
+def requeue_delivery(db: Database, delivery_id: int, now: str, statuses: tuple[str, ...]) -> bool:
     """Put a delivery in one of ``statuses`` back to pending, due at ``now``; False if it is in another state."""
     with transaction(db) as conn:
         return conn.execute(
@@ -1228,14 +1280,14 @@ def requeue_delivery(db: sqlite_utils.Database, delivery_id: int, now: str, stat
             (now, delivery_id, *statuses)).rowcount == 1
 
 
-def delivery_summary(db: sqlite_utils.Database) -> dict[str, int]:
+def delivery_summary(db: Database) -> dict[str, int]:
     return {r[0]: r[1] for r in db.execute("SELECT status, count(*) FROM deliveries GROUP BY status")}
 
 
 # --------------------------------------------------------------------------- lease (one scheduler per database)
 
 
-def acquire_lease(db: sqlite_utils.Database, owner: str, ttl: float, now: dt.datetime | None = None,
+def acquire_lease(db: Database, owner: str, ttl: float, now: dt.datetime | None = None,
                   key: str = "scheduler", gone: Callable[[str], bool] | None = None) -> str | None:
     """Take or renew a lease (``scheduler``: one `run` per database; ``digest-sender``: one process
     delivering digests at a time); return the current holder if someone else has it.
@@ -1253,12 +1305,12 @@ def acquire_lease(db: sqlite_utils.Database, owner: str, ttl: float, now: dt.dat
     return None
 
 
-def release_lease(db: sqlite_utils.Database, owner: str, key: str = "scheduler") -> None:
+def release_lease(db: Database, owner: str, key: str = "scheduler") -> None:
     with transaction(db) as conn:
         conn.execute("DELETE FROM meta WHERE key = ? AND value = ?", (key, owner))
 
 
-def set_meta(db: sqlite_utils.Database, key: str, value: str | None) -> None:
+def set_meta(db: Database, key: str, value: str | None) -> None:
     with transaction(db) as conn:
         if value is None:
             conn.execute("DELETE FROM meta WHERE key = ?", (key,))
@@ -1267,12 +1319,12 @@ def set_meta(db: sqlite_utils.Database, key: str, value: str | None) -> None:
                          " SET value = excluded.value, updated = excluded.updated", (key, value, now_iso()))
 
 
-def get_meta(db: sqlite_utils.Database, key: str) -> tuple[str, str] | None:
+def get_meta(db: Database, key: str) -> tuple[str, str] | None:
     row = db.execute("SELECT value, updated FROM meta WHERE key = ?", (key,)).fetchone()
     return (row[0], row[1]) if row else None
 
 
-def lease_holder(db: sqlite_utils.Database) -> tuple[str, str] | None:
+def lease_holder(db: Database) -> tuple[str, str] | None:
     row = db.execute("SELECT value, updated FROM meta WHERE key = 'scheduler'").fetchone()
     return (row[0], row[1]) if row else None
 
@@ -1284,7 +1336,7 @@ class NoDatabase(Exception):
     """The database file does not exist (reads never create one)."""
 
 
-def connect_existing(path: str | os.PathLike, readonly: bool = True) -> sqlite_utils.Database:
+def connect_existing(path: str | os.PathLike, readonly: bool = True) -> Database:
     """Open an existing database without creating or migrating it (``serve`` and other readers)."""
     if is_postgres(path):
         return postgres.connect(str(path), readonly=readonly, migrate=False)
@@ -1295,10 +1347,10 @@ def connect_existing(path: str | os.PathLike, readonly: bool = True) -> sqlite_u
     conn.execute("PRAGMA busy_timeout = 30000")
     if not readonly:
         conn.execute("PRAGMA foreign_keys = ON")
-    return sqlite_utils.Database(conn)
+    return Database(conn)
 
 
-def hits_per_day(db: sqlite_utils.Database, since: str, rules: list[str] | None = None) -> dict[str, dict[str, int]]:
+def hits_per_day(db: Database, since: str, rules: list[str] | None = None) -> dict[str, dict[str, int]]:
     """{rule: {YYYY-MM-DD: stories}} for articles published since ``since`` (backfilled hits excluded),
     counting each story once per rule and day."""
     rows = db.execute(
@@ -1312,7 +1364,7 @@ def hits_per_day(db: sqlite_utils.Database, since: str, rules: list[str] | None 
     return out
 
 
-def latest_stories(db: sqlite_utils.Database, rules: list[str] | None = None, limit: int = 20) -> list[dict]:
+def latest_stories(db: Database, rules: list[str] | None = None, limit: int = 20) -> list[dict]:
     """The newest hits, one row per story (its newest copy with a hit), with the story's other sources."""
     rows = query_hits(db, HitQuery(rules=rules, limit=limit * 4))
     seen, out = set(), []
@@ -1331,13 +1383,13 @@ def latest_stories(db: sqlite_utils.Database, rules: list[str] | None = None, li
     return out
 
 
-def unsubscribe_state(db: sqlite_utils.Database, token: str) -> str | None:
+def unsubscribe_state(db: Database, token: str) -> str | None:
     """'active', 'inactive', or None for an unknown token (says nothing about who it belongs to)."""
     row = db.execute("SELECT active FROM subscribers WHERE token = ?", (token,)).fetchone()
     return None if row is None else ("active" if row[0] else "inactive")
 
 
-def deactivate_by_token(db: sqlite_utils.Database, token: str) -> bool:
+def deactivate_by_token(db: Database, token: str) -> bool:
     """Deactivate the subscriber with this token and cancel what is still owed to them.
     Returns False for an unknown token; idempotent for a known one."""
     with transaction(db) as conn:
@@ -1350,7 +1402,7 @@ def deactivate_by_token(db: sqlite_utils.Database, token: str) -> bool:
         return True
 
 
-def metrics_snapshot(db: sqlite_utils.Database) -> dict:
+def metrics_snapshot(db: Database) -> dict:
     """Counters for /metrics: no personal data, only totals."""
     return {
         "counts": counts(db),
@@ -1363,7 +1415,7 @@ def metrics_snapshot(db: sqlite_utils.Database) -> dict:
 # --------------------------------------------------------------------------- source health and its alert outbox
 
 
-def source_activity(db: sqlite_utils.Database, ids: list[str], recent: int = 30) -> dict[str, dict]:
+def source_activity(db: Database, ids: list[str], recent: int = 30) -> dict[str, dict]:
     """Per source: when its newest stored article was first seen, and the published times of its
     latest ``recent`` articles (newest first), to learn its usual gap between items."""
     out: dict[str, dict] = {sid: {"last_new": None, "published": []} for sid in ids}
@@ -1375,14 +1427,14 @@ def source_activity(db: sqlite_utils.Database, ids: list[str], recent: int = 30)
     return out
 
 
-def health_states(db: sqlite_utils.Database) -> dict[str, dict]:
+def health_states(db: Database) -> dict[str, dict]:
     try:
         return {r["source"]: r for r in db.query("SELECT * FROM source_health")}
     except sqlite3.OperationalError:  # a database from before migration 4, opened read-only
         return {}
 
 
-def record_health(db: sqlite_utils.Database, changes: list[dict], alerts: list[dict]) -> None:
+def record_health(db: Database, changes: list[dict], alerts: list[dict]) -> None:
     """Store source health transitions and the alerts they owe, in one transaction."""
     with transaction(db) as conn:
         conn.executemany(
@@ -1395,17 +1447,17 @@ def record_health(db: sqlite_utils.Database, changes: list[dict], alerts: list[d
             " VALUES (:target, :source, :event, :subject, :body, :created, :created)", alerts)
 
 
-def due_health_alerts(db: sqlite_utils.Database, now: str) -> list[dict]:
+def due_health_alerts(db: Database, now: str) -> list[dict]:
     return list(db.query("SELECT * FROM health_alerts WHERE status = 'pending' AND (next_attempt IS NULL OR next_attempt <= ?)"
                          " ORDER BY id", [now]))
 
 
-def health_alerts_in(db: sqlite_utils.Database, statuses: tuple[str, ...]) -> list[dict]:
+def health_alerts_in(db: Database, statuses: tuple[str, ...]) -> list[dict]:
     return list(db.query(f"SELECT * FROM health_alerts WHERE status IN ({','.join('?' * len(statuses))}) ORDER BY id",
                          list(statuses)))
 
 
-def set_health_alert(db: sqlite_utils.Database, alert: int, status: str, error: str | None = None,
+def set_health_alert(db: Database, alert: int, status: str, error: str | None = None,
                      next_attempt: str | None = None, attempted: bool = False) -> None:
     with transaction(db) as conn:
         conn.execute(
