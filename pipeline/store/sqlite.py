@@ -320,6 +320,12 @@ class Database:
     def table_names(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
 
+    def __getitem__(self, table: str):
+        """sqlite-utils' Table, for callers that inspect the schema (imported only then)."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn)[table]
+
     def close(self) -> None:
         self.conn.close()
 
