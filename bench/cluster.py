@@ -23,6 +23,7 @@ the feed server, PostgreSQL and every member).
     python bench/cluster.py                              # 2,000 sources; 1, 2, 4 members; concurrency 5
     python bench/cluster.py --members 1,2,4 --concurrency 5 --items 20
     python bench/cluster.py --dsn postgresql://postgres@127.0.0.1:5432/postgres --prefix mybench
+    python bench/cluster.py --once --sources 200         # run --once into SQLite and into PostgreSQL: CPU per article
     python bench/cluster.py --smoke                      # 100 sources, 1 and 2 members: completes, counts right
 
 Needs PostgreSQL (CREATE DATABASE allowed) and the postgres extra: pip install -e '.[postgres]'.
@@ -126,7 +127,6 @@ def run_cluster(args, port: int, n: int) -> dict:
     params = conninfo_to_dict(args.dsn)
     user = params.get("user", "postgres")
     db_url = f"postgresql://{user}@{params.get('host', '127.0.0.1')}:{params.get('port', 5432)}/{dbname}"
-    pg_cpu: dict[int, float] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
             work = Path(tmp)
@@ -137,17 +137,13 @@ def run_cluster(args, port: int, n: int) -> dict:
             feeds.write_text(feeds.read_text().replace("interval: 15m", f"interval: {args.interval}", 1))
             started = time.monotonic()
             members = Members(n, db_url, feeds, work)
+            pg = PGCpu(args.dsn, dbname)
             watch = _connect(make_conninfo(args.dsn, dbname=dbname))
             first_seen = all_seen = polled = None
             failure = None
             try:
                 while True:
                     time.sleep(args.sample)
-                    for (pid,) in watch.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s "
-                                                "AND pid <> pg_backend_pid()", (dbname,)):
-                        cpu = _proc_cpu(pid)
-                        if cpu is not None:
-                            pg_cpu[pid] = max(pg_cpu.get(pid, 0.0), cpu)
                     try:
                         polled = watch.execute("SELECT count(*) FROM sources WHERE last_poll IS NOT NULL").fetchone()[0]
                     except Exception:  # the members have not created the schema yet
@@ -165,6 +161,7 @@ def run_cluster(args, port: int, n: int) -> dict:
                         break
             finally:
                 stopped = members.stop()
+                pg_cpu = pg.stop()
             if failure:
                 logs = "\n".join(f"--- member {k}\n" + (work / f"member-{k}.log").read_text(errors="replace")[-1500:]
                                  for k in range(n))
@@ -192,8 +189,83 @@ def run_cluster(args, port: int, n: int) -> dict:
             "span": span, "polls_s": count / span if span > 0 else float("nan"),
             "articles_s": articles / span if span > 0 else float("nan"),
             "startup": (first_seen - started) if first_seen else float("nan"), "data_bytes": data,
-            "member_cpu": stopped["cpu"], "pg_cpu": sum(pg_cpu.values()), "db_bytes": size,
+            "member_cpu": stopped["cpu"], "pg_cpu": pg_cpu, "db_bytes": size,
             "exit_codes": stopped["exit_codes"], "db": dbname, "tables": tables}
+
+
+class PGCpu:
+    """CPU of the PostgreSQL backends serving one database, sampled from /proc in a thread (the
+    highest value seen per backend: a lower bound, since a backend's last moments are missed)."""
+
+    def __init__(self, dsn: str, dbname: str, every: float = 0.2):
+        import threading
+
+        from psycopg.conninfo import make_conninfo
+
+        self.conn = _connect(make_conninfo(dsn, dbname=dbname))
+        self.dbname, self.every, self.seen = dbname, every, {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.done.wait(self.every):
+            self.sample()
+
+    def sample(self) -> None:
+        for (pid,) in self.conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s "
+                                        "AND pid <> pg_backend_pid()", (self.dbname,)).fetchall():
+            cpu = _proc_cpu(pid)
+            if cpu is not None:
+                self.seen[pid] = max(self.seen.get(pid, 0.0), cpu)
+
+    def stop(self) -> float:
+        self.done.set()
+        self.thread.join()
+        self.conn.close()
+        return sum(self.seen.values())
+
+
+def once_cost(args, port: int) -> None:
+    """`run --once` over the same sources into SQLite and into PostgreSQL (a fresh database each),
+    in the order SQLite, PostgreSQL, PostgreSQL, SQLite: borderwatch's CPU and the database's."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(args.dsn)
+    base = f"postgresql://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:{params.get('port', 5432)}"
+    print(f"{'run --once into':<16} {'wall s':>7} {'CPU s':>7} {'PG CPU s':>8} {'articles':>8} {'ms CPU/art':>10} "
+          f"{'ms PG/art':>9} {'ms total/art':>12}")
+    totals: dict[str, list[float]] = {"sqlite": [0.0, 0], "postgresql": [0.0, 0]}
+    with tempfile.TemporaryDirectory(prefix="bench-once-") as tmp:
+        work = Path(tmp)
+        feeds = work / "feeds.yaml"
+        cycle.write_feeds_yaml(feeds, cycle.feed_urls(port, args.sources), args.concurrency, args.concurrency)
+        for k, kind in enumerate(["sqlite", "postgresql", "postgresql", "sqlite"][: 2 * args.rounds]):
+            pg = None
+            if kind == "sqlite":
+                db = str(work / f"once-{k}.db")
+            else:
+                dbname = f"{args.prefix}_once_{k}_{os.getpid()}"
+                admin = _connect(args.dsn)
+                admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+                admin.execute(f'CREATE DATABASE "{dbname}"')
+                db = f"{base}/{dbname}"
+                pg = PGCpu(args.dsn, dbname)
+            try:
+                r = cycle.borderwatch_once(work, feeds, db)
+            finally:
+                pg_cpu = pg.stop() if pg else 0.0
+                if pg and not args.keep:
+                    admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+                    admin.close()
+            n = r["out"].get("new_articles", 0)
+            totals[kind][0] += r["cpu"] + pg_cpu
+            totals[kind][1] += n
+            print(f"{kind:<16} {r['wall']:>7.1f} {r['cpu']:>7.1f} {pg_cpu:>8.1f} {n:>8} "
+                  f"{r['cpu'] / max(n, 1) * 1000:>10.2f} {pg_cpu / max(n, 1) * 1000:>9.2f} "
+                  f"{(r['cpu'] + pg_cpu) / max(n, 1) * 1000:>12.2f}", flush=True)
+    lite, pgs = (totals[k][0] / max(totals[k][1], 1) for k in ("sqlite", "postgresql"))
+    print(f"CPU per article, borderwatch + database: PostgreSQL / SQLite = {pgs / lite:.2f}")
 
 
 def main() -> None:
@@ -214,6 +286,9 @@ def main() -> None:
     ap.add_argument("--prefix", default="bench_cluster", help="name prefix of the databases created")
     ap.add_argument("--tables", action="store_true", help="also print rows and size of every table after each run")
     ap.add_argument("--keep", action="store_true", help="keep the databases afterwards")
+    ap.add_argument("--once", action="store_true",
+                    help="instead: `run --once` into SQLite and into PostgreSQL, same sources; CPU per article of both")
+    ap.add_argument("--rounds", type=int, default=2, help="with --once: 1 = SQLite, PostgreSQL; 2 = and back")
     ap.add_argument("--smoke", action="store_true", help="100 sources x 2 items, 1 and 2 members; check the counts")
     args = ap.parse_args()
     if args.smoke:
@@ -222,14 +297,28 @@ def main() -> None:
     try:
         _connect(args.dsn).close()
     except Exception as e:  # noqa: BLE001
-        raise SystemExit(f"cannot reach PostgreSQL at {args.dsn}: {str(e).strip().splitlines()[0]}")
+        why = f"cannot reach PostgreSQL at {args.dsn}: {(str(e).strip() or type(e).__name__).splitlines()[0]}"
+        if args.smoke:  # as the tests that need PostgreSQL: skipped, with the reason
+            print(f"smoke: skipped ({why})")
+            return
+        raise SystemExit(why)
     os.chdir(ROOT)
     cycle.ITEMS = args.items  # read by the feed server process, forked below
     if args.words != 170:
         cycle.item_text = _item_text(args.words)
     server, port = cycle.start_server(args.latency)
-    print(f"cluster benchmark: {args.sources} sources x {args.items} items of {args.words} words, {args.latency * 1000:.0f} ms latency, "
-          f"{len(cycle.HOSTS)} hosts; concurrency {args.concurrency} per member; {os.cpu_count()} cores", flush=True)
+    if args.once:
+        try:
+            print(f"store cost: {args.sources} sources x {args.items} items of {args.words} words, "
+                  f"{args.latency * 1000:.0f} ms latency; `run --once` CPU (wait4) and the database backends' CPU",
+                  flush=True)
+            once_cost(args, port)
+        finally:
+            server.kill()
+        return
+    print(f"cluster benchmark: {args.sources} sources x {args.items} items of {args.words} words, "
+          f"{args.latency * 1000:.0f} ms latency, {len(cycle.HOSTS)} hosts; concurrency {args.concurrency} per member; "
+          f"{os.cpu_count()} cores", flush=True)
     head = (f"{'members':>7} {'floor s':>8} {'span s':>7} {'polls/s':>8} {'art/s':>8} {'vs 1':>5} {'startup s':>9} "
             f"{'member CPU s':>12} {'ms CPU/art':>10} {'PG CPU s':>8} {'DB MiB':>7} {'B/art':>6}")
     results = []
