@@ -13,6 +13,9 @@ same per-member concurrency), and watches the database until every source has be
   startup      members started -> first poll written (imports, migrations, config load, reconcile)
   member CPU   user+sys of all members (wait4), and per stored article
   PG CPU       the database backends serving this database (sampled from /proc; a lower bound)
+  --analyze    a fresh database has no planner statistics until autovacuum gets to it, and both
+               procrastinate's job fetch and the story lookup then take plans that read every row;
+               --analyze N runs ANALYZE once the first poll is stored and every N s after
   DB MiB       pg_database_size afterwards; B/art: borderwatch's tables (data and indexes, not the
                queue's) per stored article
 
@@ -140,6 +143,7 @@ def run_cluster(args, port: int, n: int) -> dict:
             pg = PGCpu(args.dsn, dbname)
             watch = _connect(make_conninfo(args.dsn, dbname=dbname))
             first_seen = all_seen = polled = None
+            next_analyze = 0.0
             failure = None
             try:
                 while True:
@@ -150,6 +154,9 @@ def run_cluster(args, port: int, n: int) -> dict:
                         polled = 0
                     if polled and first_seen is None:
                         first_seen = time.monotonic()
+                    if args.analyze and first_seen is not None and time.monotonic() >= next_analyze:
+                        watch.execute("ANALYZE")  # what autovacuum does for a cluster that has run a while
+                        next_analyze = time.monotonic() + args.analyze
                     if polled >= args.sources:
                         all_seen = time.monotonic()
                         break
@@ -284,6 +291,9 @@ def main() -> None:
     ap.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/postgres",
                     help="a database to connect to for CREATE/DROP DATABASE")
     ap.add_argument("--prefix", default="bench_cluster", help="name prefix of the databases created")
+    ap.add_argument("--analyze", type=float, default=0, metavar="SECONDS",
+                    help="ANALYZE the database when the first poll is stored and then every SECONDS (as autovacuum "
+                         "does for a cluster that has run a while; a fresh database has no statistics)")
     ap.add_argument("--tables", action="store_true", help="also print rows and size of every table after each run")
     ap.add_argument("--keep", action="store_true", help="keep the databases afterwards")
     ap.add_argument("--once", action="store_true",
@@ -318,7 +328,7 @@ def main() -> None:
         return
     print(f"cluster benchmark: {args.sources} sources x {args.items} items of {args.words} words, "
           f"{args.latency * 1000:.0f} ms latency, {len(cycle.HOSTS)} hosts; concurrency {args.concurrency} per member; "
-          f"{os.cpu_count()} cores", flush=True)
+          f"{os.cpu_count()} cores; " + (f"ANALYZE every {args.analyze:g} s" if args.analyze else "no ANALYZE"), flush=True)
     head = (f"{'members':>7} {'floor s':>8} {'span s':>7} {'polls/s':>8} {'art/s':>8} {'vs 1':>5} {'startup s':>9} "
             f"{'member CPU s':>12} {'ms CPU/art':>10} {'PG CPU s':>8} {'DB MiB':>7} {'B/art':>6}")
     results = []
