@@ -12,6 +12,7 @@ which costs one C-level regex scan plus one dict lookup per non-ASCII character.
 from __future__ import annotations
 
 import bisect
+from itertools import accumulate
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -61,7 +62,6 @@ def term_words(text: str) -> list[str]:
     return _WORD.findall(fold(text))
 
 
-_ONE_SPACE = re.compile(" ")
 
 @dataclass
 class Folded:
@@ -101,7 +101,9 @@ class Folded:
         """Index of the word at position ``pos`` of ``joined`` (a bisect over the space positions,
         found once: counting spaces per call made many hits in a long text quadratic)."""
         if self._space_at is None:
-            self._space_at = [m.start() for m in _ONE_SPACE.finditer(self.joined)]
+            # the spaces' positions from the words' lengths, in C (a finditer loop over every space cost
+            # as much as the automaton's scan); ``joined`` has single spaces, one at each end
+            self._space_at = list(accumulate(map((1).__add__, map(len, self.joined.split(" "))), initial=-1))[1:-1]
         return bisect.bisect_right(self._space_at, pos) - 1
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
