@@ -3,9 +3,10 @@
 The work is shared through PostgreSQL with procrastinate (a task queue in the database):
 
 - every enabled source has exactly one poll job, waiting (scheduled for its ``next_poll``) or running:
-  the job's ``queueing_lock`` is ``poll:ID`` (procrastinate refuses a second waiting one) and its
-  ``lock`` is the same (a waiting job never starts while another poll of that source runs). A poll
-  that ends, however it ends, defers the next one;
+  the job's ``queueing_lock`` is ``poll:ID`` (procrastinate refuses a second waiting one), and a poll
+  that ends, however it ends, defers the next one for later. (No procrastinate ``lock``: it makes
+  every job fetch check the other jobs with the same lock, 4x slower with 2,000 waiting polls, and the
+  successor is scheduled for after the running poll anyway);
 - ``reconcile`` (a periodic task, one member per tick) gives every enabled source without a job one,
   puts the running jobs of dead members (no heartbeat for 4 heartbeats) back in the queue, and
   brings the sources table up to the cluster's feeds version. So a member killed with -9 loses
@@ -65,6 +66,7 @@ SHUTDOWN_DEADLINE = 8.0  # running polls may finish within this at SIGTERM (Dock
 FETCH_POLL_INTERVAL = 1.0  # how often an idle member asks for due jobs (scheduled jobs start within this)
 RETRY_AFTER_ERROR = 60.0  # a poll that failed outside the source's own handling (database down) is retried this soon
 THREAD_PREFIX = "borderwatch-member"
+READERS = 4  # threads (each with its own connection) for the pollers' reads
 SLOT_RETRY = 0.2  # longest wait before asking again for a busy host's slot held by another member
 CONFIG_FILES = ("feeds", "keywords")
 
@@ -245,7 +247,11 @@ class Member:
         self._config_lock = threading.Lock()  # config syncing runs in threads: one at a time
         self._bad: dict[str, ConfigError] = {}
         self._meta = None
-        self.read_db = None  # the pollers' reads, on the event loop's thread
+        self.read_db = None  # reads on the event loop's thread (a source's state, reconcile)
+        self._readers = threading.local()  # the reader threads' connections
+        self._reader_dbs: list = []
+        self._reader_list_lock = threading.Lock()
+        self._read_pool = ThreadPoolExecutor(READERS, thread_name_prefix="borderwatch-reader")
         self.pool: CpuPool | None = None
         self.polls_done = 0
         self.worker_id: int | None = None  # procrastinate's id for this member (known from its first job)
@@ -299,6 +305,7 @@ class Member:
                                host_gate=lambda host: self.slots.hold(host, self.feeds.per_host))
         self._refresh_pool()
         self.poller = Poller(self.read_db, self.matcher, self.fetcher, clock=self.clock, pool=self.pool)
+        self.poller.read_in_thread = self.read
         writer_task = asyncio.create_task(self.writer.run(), name="writer")
         async with self.app.open_async():
             worker = asyncio.create_task(self.app.run_worker_async(
@@ -372,11 +379,31 @@ class Member:
         self._sync_config(first=True)
 
     def _close(self) -> None:
-        for db in (self.read_db, self._meta):
+        self._read_pool.shutdown(wait=False, cancel_futures=True)
+        for db in (self.read_db, self._meta, *self._reader_dbs):
             with contextlib.suppress(Exception):
                 db.close()
         with contextlib.suppress(Exception):
             self.conn.close()
+
+    async def read(self, fn, *args):
+        """``fn(db, *args)`` in a reader thread, each with its own connection: the pollers' reads are
+        network round trips that must not stop the event loop (and so every other poll)."""
+        def run():
+            db = getattr(self._readers, "db", None)
+            if db is None:
+                db = self._readers.db = store.connect(self.url, migrate=False)
+                with self._reader_list_lock:
+                    self._reader_dbs.append(db)
+            try:
+                return fn(db, *args)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    db.close()
+                self._readers.db = None
+                raise
+
+        return await asyncio.get_running_loop().run_in_executor(self._read_pool, run)
 
     # ------------------------------------------------------------------ procrastinate
 
@@ -406,8 +433,8 @@ class Member:
         from .store.cluster import poll_lock
 
         try:
-            await self.poll_task.configure(queueing_lock=poll_lock(source_id), lock=poll_lock(source_id),
-                                           schedule_at=when).defer_async(source=source_id)
+            await self.poll_task.configure(queueing_lock=poll_lock(source_id), schedule_at=when).defer_async(
+                source=source_id)
         except AlreadyEnqueued:  # reconcile (or a redone job) got there first: one waiting poll is enough
             pass
 
@@ -420,7 +447,7 @@ class Member:
 
         for i in range(0, len(plan), chunk):
             part = plan[i:i + chunk]
-            jobs = [self.poll_task.configure(queueing_lock=poll_lock(sid), lock=poll_lock(sid), schedule_at=when,
+            jobs = [self.poll_task.configure(queueing_lock=poll_lock(sid), schedule_at=when,
                                              task_kwargs={"source": sid}).job for sid, when in part]
             try:
                 await self.app.job_manager.batch_defer_jobs_async(jobs)
@@ -466,7 +493,7 @@ class Member:
     async def _poll(self, src) -> dt.datetime:
         from .store import PollOutcome, iso
 
-        state = store.source_states(self.read_db, [src.id]).get(src.id) or {}
+        state = (await self.read(store.source_states, [src.id])).get(src.id) or {}
         try:  # each request holds one of its host's cluster-wide slots (the fetcher's host_gate)
             outcome = await self.poller.poll(src, state)
         except Exception as exc:  # a bug on one source's data must not stop it being scheduled
@@ -492,7 +519,7 @@ class Member:
 
     async def reconcile(self) -> dict:
         """Put the running jobs of dead members back in the queue, and give every enabled source
-        without a poll job one (at its stored next_poll, or spread over the first interval)."""
+        without a poll job one (at its stored next_poll, or now)."""
         from procrastinate import jobs
         from procrastinate.exceptions import ConnectorException, UniqueViolation
 
@@ -520,7 +547,9 @@ class Member:
         if missing:
             states = store.source_states(self.read_db, [s.id for s in missing])
             now = self.clock()
-            spread = min(max(s.interval for s in missing) * 0.1, len(wanted) * 0.05)
+            # never polled: due now, give or take a second (the queue is the back-pressure: due jobs
+            # wait until a member is free, so there is no burst to spread out as on one machine)
+            spread = min(min(s.interval for s in missing) * 0.1, 1.0)
             plan = []
             for s in missing:
                 planned = store.parse_iso((states.get(s.id) or {}).get("next_poll"))

@@ -206,10 +206,18 @@ class Poller:
     def __init__(self, db, matcher, fetcher: Fetcher, clock: Callable[[], dt.datetime] | None = None,
                  pool: CpuPool | None = None):
         self.db = db
+        self.read_in_thread = None  # async (fn, *args) -> fn(a connection, *args), run off the event loop
         self.matcher = matcher
         self.fetcher = fetcher
         self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
         self.pool = pool
+
+    async def _read(self, fn, *args):
+        """A store read for this poll: here, on ``self.db``; or, when ``read_in_thread`` is set (a cluster
+        member, whose database is across the network), through it, so the event loop does not wait."""
+        if self.read_in_thread is None:
+            return fn(self.db, *args)
+        return await self.read_in_thread(fn, *args)
 
     async def _parse(self, source: Source, resp: Response) -> list[Entry]:
         args = (source.type, source.link_selector, resp.body, resp.final_url or source.url, resp.headers)
@@ -276,10 +284,11 @@ class Poller:
         for e in entries:
             e.url = canonical_url(e.url) if e.url else ""
         entries = [e for e in entries if e.url]
-        seen_guids, seen_urls = known_keys(self.db, source.id, [e.guid for e in entries], [e.url for e in entries])
-        queued = store.backlog_guids(self.db, source.id, [e.guid for e in entries])
+        seen_guids, seen_urls = await self._read(known_keys, source.id, [e.guid for e in entries],
+                                                 [e.url for e in entries])
+        queued = await self._read(store.backlog_guids, source.id, [e.guid for e in entries])
         work = [_Work(entry_from_json(b.entry), b.attempts, b.added, True)
-                for b in store.backlog_due(self.db, source.id, iso(now), MAX_NEW_PER_POLL)]
+                for b in await self._read(store.backlog_due, source.id, iso(now), MAX_NEW_PER_POLL)]
         batch_urls = {w.entry.url for w in work}
         for e in entries:
             if e.guid in seen_guids or e.guid in queued:
