@@ -160,7 +160,10 @@ def test_search_syntax_errors_are_one_line_invalid_queries():
 def test_translation_of_the_sqlite_dialect():
     t = postgres.translate
     assert t("INSERT OR IGNORE INTO guids (a, b) VALUES (?, ?)") == "INSERT INTO guids (a, b) VALUES (%s, %s) ON CONFLICT DO NOTHING"
-    assert t("SELECT value FROM json_each(?)") == "SELECT value FROM bw_ints(%s)"
+    assert t("SELECT value FROM json_each(?)") == "SELECT value FROM unnest(%s::bigint[]) AS j(value)"
+    assert t("DELETE FROM s WHERE a = ? AND h IN (SELECT value FROM json_each(?))") == \
+        "DELETE FROM s WHERE a = %s AND h = ANY(%s::bigint[])"
+    assert postgres._translate("SELECT 1 WHERE ? = 1 AND h IN (SELECT value FROM json_each(?))")[1] == (1,)
     assert t("SELECT x FROM t WHERE a LIKE '50%?' AND b = :name") == "SELECT x FROM t WHERE a LIKE '50%%?' AND b = %(name)s"
 
 

@@ -3,7 +3,7 @@
 The store's SQL (store/sqlite.py) is written once, in SQLite's dialect, in forms both databases accept
 (``INSERT ... ON CONFLICT``, ``RETURNING``, row values). ``PGDatabase`` runs it on PostgreSQL with a
 small mechanical translation (placeholders, ``INSERT OR IGNORE``, ``json_each`` over a JSON list of
-integers, ``json_group_array``); the few places where the dialects really differ (the schema, full-text
+integers as an array, ``json_group_array``); the few places where the dialects really differ (the schema, full-text
 search, transactions) branch on ``db.dialect``. So both backends answer from one set of queries, and the
 parity tests (tests/test_postgres.py) check that they answer alike.
 
@@ -22,6 +22,7 @@ parity tests (tests/test_postgres.py) check that they answer alike.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -144,10 +145,6 @@ _ACCENTED = "áàâäãåéèêëíìîïóòôöõúùûüñçÁÀÂÄÃÅÉÈ�
 _PLAIN = "aaaaaaeeeeiiiiooooouuuuncAAAAAAEEEEIIIIOOOOOUUUUNC"
 _FOLD_TRANSLATE = ("CREATE FUNCTION bw_fold(t text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS "
                    f"$$ SELECT lower(translate(t, '{_ACCENTED}', '{_PLAIN}')) $$")
-# json_each(?) over a JSON list of integers (hashes, story ids), as SQLite's queries use it.
-_INTS = ("CREATE FUNCTION bw_ints(j text) RETURNS TABLE (value bigint) LANGUAGE sql IMMUTABLE PARALLEL SAFE AS "
-         "$$ SELECT e::bigint FROM jsonb_array_elements_text(j::jsonb) AS e $$")
-
 
 def is_postgres(setting) -> bool:
     """Whether a ``db`` setting names a PostgreSQL database (a URL) rather than a SQLite file."""
@@ -174,40 +171,58 @@ class StoreUnavailable(StorageError):
 _PLACEHOLDER = re.compile(r"'[^']*'|::|\?|%|:(\w+)")
 
 
-@functools.lru_cache(maxsize=1024)
 def translate(sql: str) -> str:
     """SQLite-dialect SQL -> PostgreSQL: ``?``/``:name`` placeholders, ``INSERT OR IGNORE``,
     ``json_each(?)`` over integer lists, ``json_group_array``/``json_group_object``, ``CROSS JOIN ... ON``."""
+    return _translate(sql)[0]
+
+
+@functools.lru_cache(maxsize=1024)
+def _translate(sql: str) -> tuple[str, tuple[int, ...]]:
+    """The translated SQL and the positions of the parameters that are JSON lists of integers: those are
+    passed as arrays, so ``col IN (SELECT value FROM json_each(?))`` becomes ``col = ANY(array)``, which
+    PostgreSQL answers from the column's index whatever its statistics say (a fresh table has none)."""
     ignore = re.match(r"\s*INSERT OR IGNORE INTO", sql, re.I)
     if ignore:
         sql = sql[:ignore.start()] + "INSERT INTO" + sql[ignore.end():]
+    sql = re.sub(r"IN \(SELECT value FROM json_each\(\?\)\)", "= ANY(?::bigint[])", sql)
+    sql = re.sub(r"FROM json_each\(\?\)", "FROM unnest(?::bigint[]) AS j(value)", sql)
+    lists: list[int] = []
+    position = 0
 
     def placeholder(m: re.Match) -> str:
+        nonlocal position
         token = m.group(0)
         if token.startswith("'"):
             return token.replace("%", "%%")
         if token == "::":  # a cast, not a placeholder
             return token
         if token == "?":
+            if sql.startswith("::bigint[]", m.end()):
+                lists.append(position)
+            position += 1
             return "%s"
         if token == "%":
             return "%%"
         return f"%({m.group(1)})s"
 
     sql = _PLACEHOLDER.sub(placeholder, sql)
-    sql = re.sub(r"json_each\(%s\)", "bw_ints(%s)", sql)
     sql = sql.replace("json_group_array(", "json_agg(").replace("json_group_object(", "json_object_agg(")
     sql = sql.replace("CROSS JOIN", "JOIN")
     if ignore:
         sql = sql.rstrip() + " ON CONFLICT DO NOTHING"
-    return sql
+    return sql, tuple(lists)
 
 
-def _params(params: Any) -> Any:
-    """Python bools as the integers the schema stores (SQLite's convention)."""
+def _params(params: Any, lists: tuple[int, ...] = ()) -> Any:
+    """Python bools as the integers the schema stores (SQLite's convention); JSON lists as lists."""
     if isinstance(params, dict):
         return {k: int(v) if isinstance(v, bool) else v for k, v in params.items()}
-    return [int(v) if isinstance(v, bool) else v for v in (params or ())]
+    out = [int(v) if isinstance(v, bool) else v for v in (params or ())]
+    for i in lists:
+        if isinstance(out[i], str):
+            out[i] = json.loads(out[i])
+    return out
 
 
 # --------------------------------------------------------------------------- connection
@@ -264,19 +279,22 @@ class PGDatabase:
         return self.raw.info.transaction_status != TransactionStatus.IDLE
 
     def execute(self, sql: str, params: Any = ()) -> Cursor:
-        return Cursor(self, self._run(lambda cur: cur.execute(translate(sql), _params(params) or None), sql))
+        text, lists = _translate(sql)
+        return Cursor(self, self._run(lambda cur: cur.execute(text, _params(params, lists) or None), sql))
 
     def executemany(self, sql: str, seq) -> Cursor:
-        rows = [_params(p) for p in seq]
+        text, lists = _translate(sql)
+        rows = [_params(p, lists) for p in seq]
         if not rows:
             return Cursor(self, self.raw.cursor())
-        return Cursor(self, self._run(lambda cur: cur.executemany(translate(sql), rows), sql))
+        return Cursor(self, self._run(lambda cur: cur.executemany(text, rows), sql))
 
     def query(self, sql: str, params: Any = ()) -> Iterator[dict]:
         from psycopg.rows import dict_row
 
         cur = self.raw.cursor(row_factory=dict_row)
-        self._run(lambda c: c.execute(translate(sql), _params(params) or None), sql, cur)
+        text, lists = _translate(sql)
+        self._run(lambda c: c.execute(text, _params(params, lists) or None), sql, cur)
         yield from (cur.fetchall() if cur.description else [])
 
     def _run(self, call, sql: str, cur=None):
@@ -365,7 +383,6 @@ def _migrate(db: PGDatabase) -> None:
 
 def _create_functions(db: PGDatabase) -> None:
     raw = db.raw
-    raw.execute(_INTS)
     schema = None
     try:
         with raw.transaction():  # a savepoint: without the privilege, fall back to translate()
