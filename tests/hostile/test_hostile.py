@@ -87,9 +87,9 @@ def test_2_entity_attacks_are_rejected_quickly(server, tmp_path, db, matcher, pa
     server.routes["/evil"] = Reply(body=payload)
     server.routes["/ok"] = Reply(body=GOOD)
     feeds = feeds_for(tmp_path / "feeds.yaml", [{"id": "evil", "url": server.url("/evil")}, {"id": "ok", "url": server.url("/ok")}])
-    before, started = peak_mib(), time.monotonic()
+    before, started = peak_mib(), time.process_time()
     result, errors = run(db, feeds, matcher)
-    assert time.monotonic() - started < 2.0
+    assert time.process_time() - started < 2.0  # CPU, not wall time: waiting on a loaded machine is not expansion
     assert peak_mib() - before < 100
     assert "rejected" in errors["evil"] and "entities" in errors["evil"]
     assert errors["ok"] is None and result.new_articles == 1
@@ -184,10 +184,10 @@ def test_5_redirect_to_another_loopback_host_is_blocked(server, tmp_path, db, ma
 def test_6_catastrophic_regex_is_linear_and_long_author_does_not_stall(server, tmp_path, db, write):
     rules = load_rules(write("keywords.yaml", "rules:\n  - id: evil\n    any: [{regex: '(a+)+$'}]\n  - id: m\n    any: [migrants]\n"))
     matcher = compile_rules(rules)
-    started = time.monotonic()
+    started = time.process_time()
     assert matcher.match("", "a" * 30 + "!") == []
     assert [h.rule for h in matcher.match("", "a" * 100_000 + "!" + "a")] == ["evil"]
-    assert time.monotonic() - started < 1
+    assert time.process_time() - started < 1  # CPU: a backtracking engine would take years, RE2 milliseconds
     author = "x" * 16_000 + "@" + "(" * 16_000
     evil = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item><title>Migrants</title>'
             f"<link>https://a.example/1</link><author>{author}</author><description>migrants</description></item>"
