@@ -118,9 +118,9 @@ class Borderwatch:
         PostgreSQL ``db``, as a cluster member (pipeline/cluster.py) sharing the work with the others.
         Returns how many worker threads were still busy at the end (abandoned CPU work, nothing half-written):
         a program that must exit now can then leave with ``os._exit``."""
-        from .cluster import Member, is_cluster
+        if self.settings.db_is_url:  # PostgreSQL: a cluster member; any number share the work
+            from .cluster import Member
 
-        if is_cluster(self.settings.db):  # PostgreSQL: a cluster member; any number share the work
             member = Member(self.settings, metrics_port=metrics_port, send_digests=send_digests)
             member.run_forever()
             return member.stuck_threads()

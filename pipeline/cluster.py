@@ -71,11 +71,6 @@ SLOT_RETRY = 0.2  # longest wait before asking again for a busy host's slot held
 CONFIG_FILES = ("feeds", "keywords")
 
 
-def is_cluster(db_setting: str) -> bool:
-    """Whether `run` with this ``db`` setting is a cluster member (a PostgreSQL URL)."""
-    return store.is_postgres(db_setting)
-
-
 def _file_state(path: str) -> tuple[float, int] | None:
     try:
         st = os.stat(path)

@@ -48,6 +48,11 @@ class SMTPSettings:
         return Settings.from_env(env).smtp
 
 
+def is_database_url(value) -> bool:
+    """Whether a ``db`` setting names a PostgreSQL database (postgresql://...) rather than a SQLite file."""
+    return str(value or "").startswith(("postgresql://", "postgres://"))
+
+
 @dataclass
 class Settings:
     """Paths resolved from options, environment and defaults (SPEC §1), and deployment settings."""
@@ -67,7 +72,7 @@ class Settings:
     @property
     def db_is_url(self) -> bool:
         """Whether ``db`` names a PostgreSQL database (postgresql://...) rather than a SQLite file."""
-        return self.db.startswith(("postgresql://", "postgres://"))
+        return is_database_url(self.db)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":

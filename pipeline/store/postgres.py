@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import InvalidQuery, StorageError
+from ..settings import is_database_url
 
 BASELINE = 12  # SQLite's schema version that SCHEMA reproduces
 WRITE_LOCK = 0x62770001  # pg_advisory_xact_lock key: one writer at a time (cluster-wide)
@@ -146,9 +147,7 @@ _PLAIN = "aaaaaaeeeeiiiiooooouuuuncAAAAAAEEEEIIIIOOOOOUUUUNC"
 _FOLD_TRANSLATE = ("CREATE FUNCTION bw_fold(t text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS "
                    f"$$ SELECT lower(translate(t, '{_ACCENTED}', '{_PLAIN}')) $$")
 
-def is_postgres(setting) -> bool:
-    """Whether a ``db`` setting names a PostgreSQL database (a URL) rather than a SQLite file."""
-    return str(setting or "").startswith(("postgresql://", "postgres://"))  # (as Settings.db_is_url)
+is_postgres = is_database_url  # a postgresql:// URL rather than a SQLite file path
 
 
 def redact(url: str) -> str:
