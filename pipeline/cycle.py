@@ -200,6 +200,83 @@ class CpuPool:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 
+_WRITE_DB = None
+
+
+def _init_writer(path: str) -> None:
+    global _WRITE_DB
+    _WRITE_DB = store.connect(path, migrate=False)
+
+
+def _save_in_writer(batch: list[PollOutcome]) -> list[tuple]:
+    """save_polls in the writer process; returns only what save_polls changed on the outcomes
+    (the caller applies it to its own copies): per poll (ok, error, per article (id, story id,
+    duplicate of, url), the indices of the inserted articles)."""
+    saved = save_polls(_WRITE_DB, batch)
+    out = []
+    for outcome, inserted in zip(batch, saved):
+        mine = {id(a) for a in inserted}
+        out.append((outcome.ok, outcome.error,
+                     [(a.id, a.story_id, a.duplicate_of, a.url) for a in outcome.articles],
+                     [i for i, a in enumerate(outcome.articles) if id(a) in mine]))
+    return out
+
+
+class WriterProcess:
+    """A big cycle's writes in their own process, on their own connection.
+
+    The writer is the cycle's longest thread (the story lookup and the sketch postings are
+    thousands of small SQLite calls per poll); in a thread it shares the main process's GIL with
+    the event loop and waits for it after every call. In its own process it runs on its own
+    core. Only the polls go there and back, as pickles, with only the fields that the write
+    changes coming back. Started on the first batch with new articles (an all-304 cycle never
+    starts it). If the process dies mid-batch, that batch is written here instead: a batch the
+    process committed before dying is then found already stored (its articles count as known,
+    as in any later poll), so nothing is lost or stored twice.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.executor = None
+
+    @classmethod
+    def worth_it(cls) -> bool:
+        import os
+
+        return (os.cpu_count() or 1) > 1
+
+    def _start(self):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_writer, initargs=(self.path,))
+
+    async def save(self, batch: list[PollOutcome], fallback: Callable[[], list]) -> list[list[NewArticle]]:
+        from concurrent.futures.process import BrokenProcessPool
+
+        if self.executor is None:
+            self.executor = self._start()
+        try:
+            changes = await asyncio.get_running_loop().run_in_executor(self.executor, _save_in_writer, batch)
+        except BrokenProcessPool:
+            log.warning("writer process died; writing this batch in the main process")
+            self.executor.shutdown(wait=False)
+            self.executor = None
+            return await asyncio.to_thread(fallback)
+        saved = []
+        for outcome, (ok, error, articles, inserted) in zip(batch, changes):
+            outcome.ok, outcome.error = ok, error
+            for art, (aid, story, dup, url) in zip(outcome.articles, articles):
+                art.id, art.story_id, art.duplicate_of, art.url = aid, story, dup, url
+            saved.append([outcome.articles[i] for i in inserted])
+        return saved
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
+
+
 class Poller:
     """Polls sources with one fetcher; holds what a cycle needs (db, rules, worker pool)."""
 
@@ -444,9 +521,12 @@ async def run_cycle(db, feeds: FeedsConfig, matcher, sources: Iterable[Source] |
 
     async def writer() -> None:
         """Group commit: every poll finished meanwhile goes into one transaction (each poll whole).
-        Writes run in a thread on their own connection: SQLite releases the GIL, so fetching
-        and parsing go on while a batch is written."""
-        write_db = store.connect(store.db_path(db), migrate=False) if len(sources) >= GROUP_COMMIT else None
+        In a big cycle the writes run in their own process (WriterProcess: its own GIL, so the
+        writes and the event loop each get a core) or, on one core, in a thread on their own
+        connection; fetching and parsing go on while a batch is written."""
+        big = len(sources) >= GROUP_COMMIT
+        write_db = store.connect(store.db_path(db), migrate=False) if big else None
+        process = WriterProcess(store.db_path(db)) if big and WriterProcess.worth_it() else None
         try:
             remaining = len(sources)
             while remaining:
@@ -456,12 +536,16 @@ async def run_cycle(db, feeds: FeedsConfig, matcher, sources: Iterable[Source] |
                 remaining -= len(batch)
                 if write_db is None:
                     saved = save_polls(db, batch)
+                elif process is not None and any(o.articles for o in batch):
+                    saved = await process.save(batch, fallback=lambda: save_polls(write_db, batch))
                 else:
                     saved = await asyncio.to_thread(save_polls, write_db, batch)
                 for outcome, inserted in zip(batch, saved):
                     _report(outcome, inserted)
                     slots.release()
         finally:
+            if process is not None:
+                process.close()
             if write_db is not None:
                 write_db.close()
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass
+from itertools import chain
 from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
 
 SHINGLE = 5
@@ -210,15 +211,19 @@ class StoredForm:
 def stored_form(sketch: list[int], whole: list[int], boilerplate: set[int] | frozenset[int] = frozenset(),
                 lead: list[int] = (), positions: dict[int, int] | None = None) -> StoredForm:
     """A text short enough once boilerplate is out is kept whole; a longer one by its sketch and its lead."""
-    sampled = frozenset(h for h in sketch if h not in boilerplate)
+    sampled = frozenset(sketch).difference(boilerplate) if boilerplate else frozenset(sketch)
     where = positions or {}
     if whole:
-        kept = [h for h in whole if h not in boilerplate]
+        kept = [h for h in whole if h not in boilerplate] if boilerplate else list(whole)
         if len(kept) <= SHORT:
-            return StoredForm(kept, whole_to_sketch_size(len(kept)), len(kept), sampled,
-                              tuple(sorted(where[h] for h in kept if h in where)))
-    kept = sorted(sampled.union(h for h in lead if h not in boilerplate))
-    return StoredForm(kept, len(sampled), 0, sampled, tuple(sorted(where[h] for h in kept if h in where)))
+            return StoredForm(kept, whole_to_sketch_size(len(kept)), len(kept), sampled, _positions(kept, where))
+    kept = sorted(sampled.union(lead).difference(boilerplate) if boilerplate else sampled.union(lead))
+    return StoredForm(kept, len(sampled), 0, sampled, _positions(kept, where))
+
+
+def _positions(hashes: list[int], where: dict[int, int]) -> tuple[int, ...]:
+    """The sorted word positions of those of ``hashes`` whose position is known (C-level iteration)."""
+    return tuple(sorted(map(where.__getitem__, filter(where.__contains__, hashes))))
 
 
 @dataclass(frozen=True)
@@ -310,5 +315,5 @@ def batch_boilerplate(texts: list[set[int]]) -> set[int]:
     if len(texts) < BATCH_BOILERPLATE:
         return set()
     need = max(BATCH_BOILERPLATE, (len(texts) + 1) // 2)
-    counts = Counter(h for t in texts for h in t)
+    counts = Counter(chain.from_iterable(texts))
     return {h for h, n in counts.items() if n >= need}

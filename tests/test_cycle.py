@@ -239,3 +239,92 @@ def test_worker_process_pool_gives_the_same_results(server, tmp_path, matcher, s
                          sorted(tuple(row.values()) for row in db.query("SELECT a.url, h.rule, h.snippet FROM hits h JOIN articles a ON a.id = h.article")))
     assert results["inline"] == results["pool"]
     assert results["pool"][0] == 10 and results["pool"][1] == 10 and "HTML page" in results["pool"][2]["bad"]
+
+
+def _many_feeds(server, tmp_path, n: int):
+    """n sources (a big cycle: group commit, the writer process); copies of one text across sources."""
+    shared = ("Mexican authorities extradited a Sinaloa Cartel commander to the United States on Tuesday, where he "
+              "faces fentanyl trafficking charges filed in a federal court in New York, officials said, adding that "
+              "the transfer followed months of talks under the security dialogue between the two governments.")
+    entries = []
+    for i in range(n):
+        items = [{"title": f"Local item {i}-{k}", "link": f"https://site{i}.example/{k}", "guid": f"{i}-{k}",
+                  "description": f"Item {k} of source {i}: the council met on water prices and school repairs {i * 7 + k}."}
+                 for k in range(3)]
+        if i % 10 == 0:  # a syndicated copy: same text, own URL, other headline
+            items.append({"title": f"Extradition ({i})", "link": f"https://site{i}.example/ex", "guid": f"{i}-ex",
+                          "description": shared})
+        if i % 15 == 0:  # the same URL listed by several sources: one article
+            items.append({"title": "Arms seizure", "link": "https://wire.example/arms", "guid": "arms",
+                          "description": "Soldiers seized rifles and ammunition bound for a cartel near the border."})
+        server.routes[f"/f{i}"] = Reply(body=rss(items))
+        entries.append({"id": f"s{i}", "url": server.url(f"/f{i}")})
+    return feeds_for(tmp_path / "feeds.yaml", entries)
+
+
+def test_writer_process_stores_what_the_in_process_writer_stores(server, tmp_path, matcher, monkeypatch):
+    from pipeline import cycle
+
+    feeds = _many_feeds(server, tmp_path, 60)
+    results = {}
+    for mode in ("thread", "process"):
+        monkeypatch.setattr(cycle.WriterProcess, "worth_it", classmethod(lambda cls, mode=mode: mode == "process"))
+        started = []
+        monkeypatch.setattr(cycle.WriterProcess, "_start",
+                            lambda self, orig=cycle.WriterProcess._start: started.append(1) or orig(self))
+        db = store.connect(tmp_path / f"{mode}.db")
+        store.sync_sources(db, feeds.sources)
+        r = asyncio.run(run_cycle(db, feeds, matcher))
+        assert bool(started) == (mode == "process")
+        stories = sorted(sorted(row["urls"].split(" ")) for row in db.query(
+            "SELECT group_concat(url, ' ') AS urls FROM articles GROUP BY story HAVING count(*) > 1"))
+        results[mode] = (r.new_articles, r.new_hits, sorted((x.source, x.new_articles, x.new_hits, x.error) for x in r.reports),
+                         sorted(tuple(row.values()) for row in db.query(
+                             "SELECT a.url, h.rule, h.snippet FROM hits h JOIN articles a ON a.id = h.article")),
+                         stories, db.execute("SELECT count(*) FROM guids").fetchone()[0])
+        db.close()
+    assert results["thread"] == results["process"]
+    new, hits, reports, stored_hits, stories, guids = results["process"]
+    assert new == 60 * 3 + 6 + 1 and guids == 60 * 3 + 6 + 4  # the shared URL: one article, four sources' GUIDs
+    assert [len(s) for s in stories] == [6]  # the six copies are one story
+    assert hits == len(stored_hits) > 0
+
+
+def test_a_dead_writer_process_loses_nothing(tmp_path):
+    """The writer process killed between batches: the next batch is written in the main process,
+    and a batch written again after a crash (committed before the process died) is not stored twice."""
+    import os
+    import signal
+
+    from pipeline.cycle import WriterProcess
+    from pipeline.store import NewArticle, PollOutcome
+
+    path = tmp_path / "w.db"
+    db = store.connect(path)
+    db.execute("INSERT INTO sources (id, url) VALUES ('s', 'https://s.example/feed')")
+
+    def batch(k: int) -> list[PollOutcome]:
+        arts = [NewArticle(f"https://s.example/{k}-{j}", f"{k}-{j}", f"Title {k} {j}", f"Text {k} {j} " * 30, "",
+                           "2026-11-23T10:00:00Z", "2026-11-23T10:00:00Z", f"fp{k}-{j}", [], [])
+                for j in range(3)]
+        return [PollOutcome("s", True, 200, articles=arts, items_seen=3)]
+
+    async def main():
+        writer = WriterProcess(str(path))
+        try:
+            first = batch(1)
+            saved = await writer.save(first, fallback=lambda: store.save_polls(db, first))
+            assert [a.id is not None for a in saved[0]] == [True] * 3 and saved[0][0].story_id
+            (pid,) = list(writer.executor._processes)
+            os.kill(pid, signal.SIGKILL)
+            second, here = batch(2), []
+            saved = await writer.save(second, fallback=lambda: here.append(1) or store.save_polls(db, second))
+            assert here == [1] and len(saved[0]) == 3 and all(a.id for a in saved[0])
+            again = batch(1)  # as if the dead process had committed it: a new process writes it
+            saved = await writer.save(again, fallback=lambda: store.save_polls(db, again))
+            assert saved == [[]] and all(a.duplicate_of for a in again[0].articles)
+        finally:
+            writer.close()
+
+    asyncio.run(main())
+    assert db.execute("SELECT count(*) FROM articles").fetchone()[0] == 6
