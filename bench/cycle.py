@@ -189,18 +189,62 @@ def phase_main(args) -> None:
 
 
 def run_child(cmd: list[str], env: dict | None = None) -> dict:
-    """Run a child process; return wall s, CPU s (user+sys) and peak RSS (MiB) from wait4."""
+    """Run a child process; return wall s, CPU s (user+sys) and peak RSS (MiB) from wait4, and the
+    CPU of each process of the run by name (/proc, sampled: borderwatch names its worker
+    processes bw-parser and bw-writer)."""
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    per_process: dict[int, tuple[str, float]] = {}
+    done = threading.Event()
+    sampler = threading.Thread(target=_sample_cpu, args=(proc.pid, per_process, done), daemon=True)
+    sampler.start()
     out = proc.stdout.read()
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
+    done.set()
+    sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - started
     if proc.returncode not in (0,):
         raise SystemExit(f"child failed ({proc.returncode}): {' '.join(cmd)}\n{err.decode()[-3000:]}")
     result = json.loads(out.decode().strip().splitlines()[-1]) if out.strip() else {}
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mib": usage.ru_maxrss / 1024, "out": result}
+    by_name: dict[str, float] = {}
+    for pid, (name, cpu) in per_process.items():
+        name = "main" if pid == proc.pid else name
+        by_name[name] = by_name.get(name, 0.0) + cpu
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mib": usage.ru_maxrss / 1024, "out": result,
+            "processes": by_name}
+
+
+def _sample_cpu(root: int, seen: dict, done: threading.Event) -> None:
+    """CPU (user + sys) of ``root`` and its descendants, read from /proc every 50 ms until done
+    (the last reading before a process exits is kept: at most 50 ms of its CPU is missed)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    while not done.wait(0.05):
+        try:
+            stats = []
+            for entry in os.listdir("/proc"):
+                if entry.isdigit():
+                    try:
+                        with open(f"/proc/{entry}/stat") as f:
+                            stats.append(f.read())
+                    except OSError:
+                        continue
+        except OSError:
+            return
+        parents, info = {}, {}
+        for st in stats:
+            pid = int(st.split(" ", 1)[0])
+            name = st[st.index("(") + 1:st.rindex(")")]
+            fields = st[st.rindex(")") + 2:].split()
+            parents[pid] = int(fields[1])
+            info[pid] = (name, (int(fields[11]) + int(fields[12])) / tick)
+        for pid in info:
+            p = pid
+            while p and p != root and p in parents:
+                p = parents[p]
+            if p == root:
+                seen[pid] = info[pid]
 
 
 def write_feeds_yaml(path: Path, urls: list[str], concurrency: int, per_host: int) -> None:
@@ -313,6 +357,8 @@ def compare(args, port: int, hosts: int) -> None:
     print(row("b borderwatch run --once (empty)", b, _summ(b)))
     print(row("c again (all 304)", c, _summ(c)))
     print(row("d 5% of feeds changed", d, _summ(d)))
+    print("CPU by process of b: " + ", ".join(f"{name} {sec:.2f} s" for name, sec in
+                                              sorted(b["processes"].items(), key=lambda kv: -kv[1])))
     ba, cb, db_ = b["wall"] / a["wall"], c["wall"] / b["wall"], d["wall"] / b["wall"]
     print(f"ratios ({hosts} host(s)): b/a wall = {ba:.2f} (target <= 1.5), b/a CPU = {b['cpu'] / a['cpu']:.2f}, "
           f"a/floor = {a['wall'] / floor:.2f}, c/floor = {c['wall'] / floor:.2f} (target <= 1.2), "

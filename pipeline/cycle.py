@@ -151,8 +151,19 @@ def prepare_article(e: Entry, fetched: str, matcher) -> NewArticle:
 _WORKER_MATCHER = None
 
 
+def _name_process(name: str) -> None:
+    """Name this process as ps and top show it (Linux; elsewhere nothing happens)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
+
+
 def _init_worker(ruleset, semantic: bool = False) -> None:
     global _WORKER_MATCHER
+    _name_process("bw-parser")
     from .rules import compile_rules
 
     _WORKER_MATCHER = compile_rules(ruleset, semantic) if ruleset is not None else None
@@ -205,6 +216,7 @@ _WRITE_DB = None
 
 def _init_writer(path: str) -> None:
     global _WRITE_DB
+    _name_process("bw-writer")
     _WRITE_DB = store.connect(path, migrate=False)
 
 

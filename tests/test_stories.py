@@ -296,3 +296,77 @@ def test_a_stock_phrase_in_many_stories_is_left_out_of_lookups(db):
     assert db.execute("SELECT count(*) FROM boilerplate WHERE source = '*'").fetchone()[0] > 0
     held = db.execute("SELECT max(c) FROM (SELECT count(*) AS c FROM sketches GROUP BY hash) AS per_hash").fetchone()[0]
     assert held <= COMMON_POSTINGS  # postings per hash stay bounded: the lookup cost does not grow with the database
+
+
+def postings_agree(db) -> None:
+    """Each article's own list of hashes (sketch_articles.hashes) is exactly its postings in sketches."""
+    from pipeline.store.sqlite import _unpack
+
+    by_article: dict[int, set] = {}
+    for h, article, pos, sampled in db.execute("SELECT hash, article, pos, sampled FROM sketches").fetchall():
+        by_article.setdefault(article, set()).add((h, pos, bool(sampled)))
+    own = {article: set(_unpack(packed)) for article, packed in db.execute("SELECT article, hashes FROM sketch_articles").fetchall()}
+    assert {a: s for a, s in own.items() if s} == by_article
+
+
+def test_postings_and_each_articles_own_hashes_stay_in_step(db):
+    """Through boilerplate learnt later (hashes taken out of stored articles), stock phrases, merges and prune."""
+    stock = "according to two officials who spoke on condition of anonymity because they were not authorised"
+    n = COMMON_POSTINGS + 2
+    sources(db, "daily", *[f"s{k}" for k in range(n)])
+    footer = "Subscribe to the Daily Ledger newsletter for the morning briefing delivered before seven each weekday"
+    for k in range(4):  # a site's footer, learnt as boilerplate over several polls
+        save(db, "daily", [item(f"https://daily.example/{k}", f"Daily {k}", f"{text_of(300 + k, 80)} {footer}")])
+    for k in range(n):
+        save(db, f"s{k}", [item(f"https://s{k}.example/1", f"Item {k}", f"{text_of(900 + k, 60)} {stock} {text_of(1900 + k, 60)}")])
+    body = text_of(77, 400)
+    save(db, "s0", [item("https://s0.example/long", "Long", body)])
+    save(db, "s1", [item("https://s1.example/excerpt", "Excerpt", first_words(body, 60))])
+    assert db.execute("SELECT count(*) FROM boilerplate").fetchone()[0] > 0
+    postings_agree(db)
+    store.prune(db, "2000-01-01T00:00:00Z", sketches_before="2100-01-01T00:00:00Z")  # the window ends now
+    assert db.execute("SELECT count(*) FROM sketches").fetchone()[0] == 0
+    postings_agree(db)
+
+
+def test_pruned_articles_leave_no_postings_behind(db):
+    sources(db, "a")
+    save(db, "a", [item("https://a.example/1", "One", text_of(5, 200))], fetched="2026-11-01T00:00:00Z")
+    assert db.execute("SELECT count(*) FROM sketches").fetchone()[0] > 0
+    # the article is pruned (no hits, older than asked) while its sketch is still inside the story window
+    assert store.prune(db, "2026-11-02T00:00:00Z", sketches_before="2026-10-01T00:00:00Z") == 1
+    assert db.execute("SELECT count(*) FROM sketches").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM sketch_articles").fetchone()[0] == 0
+
+
+def test_migration_13_keeps_the_postings_and_the_stories(tmp_path):
+    """A database whose postings were indexed by article too (schema 12) moves to hash-keyed postings
+    with each article's hashes in sketch_articles; stories go on forming across the migration."""
+    from pipeline.dedup import shingle_sketch, stored_form
+    from pipeline.fold import Folded
+
+    path = tmp_path / "v12.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    store.apply_migrations(sqlite_utils.Database(conn), upto=12)
+    conn.execute("INSERT INTO sources (id, name, url) VALUES ('a', 'A', 'http://a/'), ('b', 'B', 'http://b/')")
+    bodies = {1: text_of(21, 500), 2: text_of(22, 150)}
+    for aid, body in bodies.items():
+        conn.execute("INSERT INTO stories (id, title, first_seen) VALUES (?, 'Old', ?)", (aid, FETCHED))
+        conn.execute("INSERT INTO articles (id, source, guid, url, title, text, published, fetched, fingerprint, story)"
+                     " VALUES (?, 'a', ?, ?, 'Old', ?, ?, ?, ?, ?)", (aid, f"g{aid}", f"https://a.example/{aid}", body,
+                                                                     FETCHED, FETCHED, f"fp{aid}", aid))
+        sk, whole, positions, lead = shingle_sketch(Folded.of(body).words)
+        form = stored_form(sk, whole, set(), lead, positions)
+        conn.execute("INSERT INTO sketch_articles (article, story, source, size, whole, fetched) VALUES (?,?,?,?,?,?)",
+                     (aid, aid, "a", form.size, form.whole, FETCHED))
+        conn.executemany("INSERT INTO sketches (hash, article, pos, sampled) VALUES (?,?,?,?)",
+                         [(h, aid, positions.get(h), h in form.sampled) for h in form.hashes])
+    before = sorted(conn.execute("SELECT hash, article, pos, sampled FROM sketches").fetchall())
+    conn.close()
+    db = store.connect(path)
+    assert store.schema_version(db) == len(store.MIGRATIONS)
+    assert sorted(db.execute("SELECT hash, article, pos, sampled FROM sketches").fetchall()) == before
+    assert db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'sketches_article'").fetchone()[0] == 0
+    postings_agree(db)
+    save(db, "b", [item("https://b.example/1", "Excerpt", first_words(bodies[1], 60))])
+    assert stories(db)["https://b.example/1"] == 1

@@ -135,7 +135,15 @@ CREATE TABLE pruned_keys (
 """
 
 # Migrations after BASELINE, in step with SQLite's MIGRATIONS[BASELINE:] (one entry per SQLite migration).
-MIGRATIONS: list[str] = []
+MIGRATIONS: list = [
+    lambda db: _sqlite_store()._migrate_postings(db),  # 13: postings keyed by hash only (the same step as SQLite's)
+]
+
+
+def _sqlite_store():
+    from . import sqlite  # the migration steps written once for both databases live there
+
+    return sqlite
 
 # Accent folding for the full-text index: unaccent where the extension can be created (a trusted
 # extension since PostgreSQL 13), else a translate() over the Latin accents. Either way IMMUTABLE, so a
@@ -372,8 +380,12 @@ def _migrate(db: PGDatabase) -> None:
                 raw.execute("INSERT INTO bw_schema (version) VALUES (%s)", (BASELINE,))
                 version = BASELINE
             while version < BASELINE + len(MIGRATIONS):
-                for statement in _statements(MIGRATIONS[version - BASELINE]):
-                    raw.execute(statement)
+                step = MIGRATIONS[version - BASELINE]
+                if callable(step):
+                    step(db)
+                else:
+                    for statement in _statements(step):
+                        raw.execute(statement)
                 version += 1
                 raw.execute("UPDATE bw_schema SET version = %s", (version,))
     finally:

@@ -15,10 +15,12 @@ For SQLite:
 from __future__ import annotations
 
 import contextlib
+from array import array
 import datetime as dt
 import json
 import os
 import sqlite3
+import sys
 import urllib.parse
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -160,6 +162,10 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     """
     ALTER TABLE articles ADD COLUMN language TEXT;
     """,
+    # 13: the story postings keyed by hash only (no index by article, no foreign key: each posting
+    # cost two B-tree inserts, and the postings are most of a first cycle's writes); an article's
+    # own hashes live in one packed column of sketch_articles
+    lambda conn: _migrate_postings(conn),
 ]
 
 STORIES_SCHEMA = """
@@ -201,7 +207,59 @@ def _migrate_stories(conn: sqlite3.Connection) -> None:
                              [(source, h, newest) for h in boiler])
         for aid, story, _, fetched in rows:
             sk, whole, positions, lead = sketches[aid]
-            _store_sketch(conn, aid, story, source, fetched, stored_form(sk, whole, boiler, lead, positions), positions, set())
+            form = stored_form(sk, whole, boiler, lead, positions)
+            conn.execute("INSERT INTO sketch_articles (article, story, source, size, whole, fetched) VALUES (?,?,?,?,?,?)",
+                         (aid, story, source, form.size, form.whole, fetched))
+            conn.executemany("INSERT OR IGNORE INTO sketches (hash, article, pos, sampled) VALUES (?, ?, ?, ?)",
+                             [(h, aid, positions.get(h), h in form.sampled) for h in form.hashes])
+
+
+def _migrate_postings(conn) -> None:
+    """Schema 13 (SQLite and PostgreSQL): sketch_articles.hashes filled from the postings, then the
+    postings table rebuilt without its article index and foreign key."""
+    conn.execute("ALTER TABLE sketch_articles ADD COLUMN hashes " + ("BYTEA" if _pg(conn) else "BLOB"))
+    rows = conn.execute("SELECT article, hash, pos, sampled FROM sketches ORDER BY article, hash").fetchall()
+    packed = []
+    for i, (article, *_) in enumerate(rows):
+        if i + 1 == len(rows) or rows[i + 1][0] != article:
+            start = i
+            while start > 0 and rows[start - 1][0] == article:
+                start -= 1
+            mine = rows[start:i + 1]
+            packed.append((_pack([r[1] for r in mine], {r[1]: r[2] for r in mine if r[2] is not None},
+                                 {r[1] for r in mine if r[3]}), article))
+    conn.executemany("UPDATE sketch_articles SET hashes = ? WHERE article = ?", packed)
+    conn.execute("CREATE TABLE sketches_new (hash BIGINT NOT NULL, article BIGINT NOT NULL, pos INTEGER,"
+                 " sampled INTEGER NOT NULL DEFAULT 1, PRIMARY KEY (hash, article))" + ("" if _pg(conn) else " WITHOUT ROWID"))
+    conn.execute("INSERT INTO sketches_new (hash, article, pos, sampled) SELECT s.hash, s.article, s.pos, s.sampled"
+                 " FROM sketches s JOIN sketch_articles m ON m.article = s.article")
+    conn.execute("DROP TABLE sketches")
+    conn.execute("ALTER TABLE sketches_new RENAME TO sketches")
+
+
+def _pack(hashes: list[int], positions: dict[int, int], sampled) -> bytes:
+    """An article's stored hashes with their word positions and whether each is winnowed, as bytes:
+    the hashes (int64), then per hash (position + 1) * 2 + sampled (int32; position unknown: 0)."""
+    meta = array("i", [((positions[h] + 1) << 1 if h in positions else 0) | (h in sampled) for h in hashes])
+    keys = array("q", hashes)
+    if sys.byteorder == "big":  # stored little-endian
+        keys.byteswap()
+        meta.byteswap()
+    return keys.tobytes() + meta.tobytes()
+
+
+def _unpack(data: bytes | None) -> list[tuple[int, int | None, bool]]:
+    """(hash, word position or None, sampled) per stored hash of an article (the inverse of _pack)."""
+    if not data:
+        return []
+    n = len(data) // 12
+    keys, meta = array("q"), array("i")
+    keys.frombytes(bytes(data[:8 * n]))
+    meta.frombytes(bytes(data[8 * n:]))
+    if sys.byteorder == "big":
+        keys.byteswap()
+        meta.byteswap()
+    return [(h, (m >> 1) - 1 if m >> 1 else None, bool(m & 1)) for h, m in zip(keys, meta)]
 
 
 def _fts(db: Database) -> None:
@@ -870,11 +928,11 @@ def _recheck(conn: sqlite3.Connection, articles: set[int], decide: Decide) -> No
     may now match a story it did not (merges only). So what is learnt later about a site does not
     leave the stories depending on which copy arrived first."""
     for article in sorted(articles):
-        meta = conn.execute("SELECT story, size, whole FROM sketch_articles WHERE article = ?", (article,)).fetchone()
+        meta = conn.execute("SELECT story, size, whole, hashes FROM sketch_articles WHERE article = ?", (article,)).fetchone()
         if meta is None:
             continue
-        story, size, whole = meta
-        mine = conn.execute("SELECT hash, pos, sampled FROM sketches WHERE article = ?", (article,)).fetchall()
+        story, size, whole, packed = meta
+        mine = _unpack(packed)
         positions = {h: pos for h, pos, _ in mine if pos is not None}
         form = StoredForm([h for h, _, _ in mine], size, whole, frozenset(h for h, _, sampled in mine if sampled),
                           tuple(sorted(positions.values())))
@@ -890,18 +948,20 @@ def _recheck(conn: sqlite3.Connection, articles: set[int], decide: Decide) -> No
 
 def _positions_of(conn: sqlite3.Connection, article: int, ignore: set[int]) -> tuple[int, ...]:
     """Word positions of an article's stored hashes (leaving out those ignored for the new text)."""
-    return tuple(sorted(pos for h, pos in conn.execute("SELECT hash, pos FROM sketches WHERE article = ?", (article,))
-                        if pos is not None and h not in ignore))
+    row = conn.execute("SELECT hashes FROM sketch_articles WHERE article = ?", (article,)).fetchone()
+    return tuple(sorted(pos for h, pos, _ in _unpack(row[0] if row else None) if pos is not None and h not in ignore))
 
 
 def _store_sketch(conn: sqlite3.Connection, article: int, story: int, source: str | None, fetched: str,
                   form: StoredForm, positions: dict[int, int], crowded: set[int]) -> None:
-    conn.execute("INSERT INTO sketch_articles (article, story, source, size, whole, fetched) VALUES (?,?,?,?,?,?)"
+    hashes = [h for h in form.hashes if h not in crowded] if crowded else form.hashes
+    conn.execute("INSERT INTO sketch_articles (article, story, source, size, whole, fetched, hashes) VALUES (?,?,?,?,?,?,?)"
                  " ON CONFLICT (article) DO UPDATE SET story = excluded.story, source = excluded.source,"
-                 " size = excluded.size, whole = excluded.whole, fetched = excluded.fetched",
-                 (article, story, source, form.size, form.whole, fetched))
+                 " size = excluded.size, whole = excluded.whole, fetched = excluded.fetched, hashes = excluded.hashes",
+                 (article, story, source, form.size, form.whole, fetched, _pack(hashes, positions, form.sampled)))
+    sampled = form.sampled
     conn.executemany("INSERT OR IGNORE INTO sketches (hash, article, pos, sampled) VALUES (?, ?, ?, ?)",
-                     [(h, article, positions.get(h), h in form.sampled) for h in form.hashes if h not in crowded])
+                     [(h, article, positions.get(h), h in sampled) for h in hashes])
 
 
 def _add_boilerplate(conn: sqlite3.Connection, source: str, hashes: set[int], seen: str) -> set[int]:
@@ -918,7 +978,12 @@ def _add_boilerplate(conn: sqlite3.Connection, source: str, hashes: set[int], se
                         " GROUP BY s.article, m.size, m.whole",
                         (q, source, source, STOCK)).fetchall()
     for article, n, sampled, size, whole in rows:
-        conn.execute("DELETE FROM sketches WHERE article = ? AND hash IN (SELECT value FROM json_each(?))", (article, q))
+        conn.execute("DELETE FROM sketches WHERE hash IN (SELECT value FROM json_each(?)) AND article = ?", (q, article))
+        packed = conn.execute("SELECT hashes FROM sketch_articles WHERE article = ?", (article,)).fetchone()[0]
+        kept = [r for r in _unpack(packed) if r[0] not in hashes]
+        conn.execute("UPDATE sketch_articles SET hashes = ? WHERE article = ?",
+                     (_pack([r[0] for r in kept], {r[0]: r[1] for r in kept if r[1] is not None}, {r[0] for r in kept if r[2]}),
+                      article))
         if whole:
             whole = max(whole - n, 0)
             size = whole_to_sketch_size(whole)
@@ -1105,8 +1170,8 @@ def prune(db: Database, older_than: str, sketches_before: str | None = None) -> 
     the same cost however long the database has run."""
     sketches_before = sketches_before or iso(dt.datetime.now(UTC) - dt.timedelta(days=SKETCH_DAYS))
     with transaction(db) as conn:
-        conn.execute("DELETE FROM sketches WHERE article IN (SELECT article FROM sketch_articles WHERE fetched < ?)",
-                     (sketches_before,))
+        _drop_postings(conn, "fetched < ?", (sketches_before,))
+        _drop_postings(conn, f"article IN (SELECT id {_PRUNABLE})", (older_than,))  # (articles deleted below)
         conn.execute("DELETE FROM sketch_articles WHERE fetched < ?", (sketches_before,))
         conn.execute("DELETE FROM boilerplate WHERE seen < ?", (sketches_before,))
         now = now_iso()  # keep what dedup needs, so the next poll does not bring the pruned items back
@@ -1121,6 +1186,15 @@ def prune(db: Database, older_than: str, sketches_before: str | None = None) -> 
     if not _pg(db):  # (PostgreSQL: autovacuum reclaims the space)
         db.execute("VACUUM")
     return n
+
+
+def _drop_postings(conn, where: str, params: tuple) -> None:
+    """Delete the story postings of the articles of sketch_articles matching ``where`` (found by their
+    own list of hashes: the postings are keyed by hash)."""
+    rows = conn.execute(f"SELECT article, hashes FROM sketch_articles WHERE {where}", params).fetchall()
+    for chunk in _chunks(rows, 200):
+        conn.executemany("DELETE FROM sketches WHERE hash = ? AND article = ?",
+                         [(h, article) for article, packed in chunk for h, _, _ in _unpack(packed)])
 
 
 def counts(db: Database) -> dict[str, int]:
