@@ -300,12 +300,13 @@ def test_a_stock_phrase_in_many_stories_is_left_out_of_lookups(db):
 
 def postings_agree(db) -> None:
     """Each article's own list of hashes (sketch_articles.hashes) is exactly its postings in sketches."""
-    from pipeline.store.sqlite import _unpack
+    from pipeline.store.postings import unpack as _unpack
 
     by_article: dict[int, set] = {}
-    for h, article, pos, sampled in db.execute("SELECT hash, article, pos, sampled FROM sketches").fetchall():
-        by_article.setdefault(article, set()).add((h, pos, bool(sampled)))
-    own = {article: set(_unpack(packed)) for article, packed in db.execute("SELECT article, hashes FROM sketch_articles").fetchall()}
+    for h, article in db.execute("SELECT hash, article FROM sketches").fetchall():
+        by_article.setdefault(article, set()).add(h)
+    own = {article: {h for h, _, _ in _unpack(packed)}
+           for article, packed in db.execute("SELECT article, hashes FROM sketch_articles").fetchall()}
     assert {a: s for a, s in own.items() if s} == by_article
 
 
@@ -361,11 +362,15 @@ def test_migration_13_keeps_the_postings_and_the_stories(tmp_path):
                      (aid, aid, "a", form.size, form.whole, FETCHED))
         conn.executemany("INSERT INTO sketches (hash, article, pos, sampled) VALUES (?,?,?,?)",
                          [(h, aid, positions.get(h), h in form.sampled) for h in form.hashes])
-    before = sorted(conn.execute("SELECT hash, article, pos, sampled FROM sketches").fetchall())
+    before = sorted(conn.execute("SELECT hash, article FROM sketches").fetchall())
+    own_before = {a: sorted((h, p, bool(x)) for h, a2, p, x in conn.execute("SELECT hash, article, pos, sampled FROM sketches") if a2 == a)
+                  for a in bodies}
     conn.close()
     db = store.connect(path)
     assert store.schema_version(db) == len(store.MIGRATIONS)
-    assert sorted(db.execute("SELECT hash, article, pos, sampled FROM sketches").fetchall()) == before
+    assert sorted(db.execute("SELECT hash, article FROM sketches").fetchall()) == before
+    from pipeline.store.postings import unpack
+    assert {a: sorted(unpack(p)) for a, p in db.execute("SELECT article, hashes FROM sketch_articles")} == own_before
     assert db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'sketches_article'").fetchone()[0] == 0
     postings_agree(db)
     save(db, "b", [item("https://b.example/1", "Excerpt", first_words(bodies[1], 60))])

@@ -29,6 +29,7 @@ from typing import Any
 
 from ..errors import InvalidQuery, StorageError
 from ..settings import is_database_url
+from . import postings
 
 BASELINE = 12  # SQLite's schema version that SCHEMA reproduces
 WRITE_LOCK = 0x62770001  # pg_advisory_xact_lock key: one writer at a time (cluster-wide)
@@ -136,14 +137,8 @@ CREATE TABLE pruned_keys (
 
 # Migrations after BASELINE, in step with SQLite's MIGRATIONS[BASELINE:] (one entry per SQLite migration).
 MIGRATIONS: list = [
-    lambda db: _sqlite_store()._migrate_postings(db),  # 13: postings keyed by hash only (the same step as SQLite's)
+    postings.migrate,  # 13: postings keyed by hash only (the same step as SQLite's)
 ]
-
-
-def _sqlite_store():
-    from . import sqlite  # the migration steps written once for both databases live there
-
-    return sqlite
 
 # Accent folding for the full-text index: unaccent where the extension can be created (a trusted
 # extension since PostgreSQL 13), else a translate() over the Latin accents. Either way IMMUTABLE, so a

@@ -15,12 +15,10 @@ For SQLite:
 from __future__ import annotations
 
 import contextlib
-from array import array
 import datetime as dt
 import json
 import os
 import sqlite3
-import sys
 import urllib.parse
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -35,6 +33,7 @@ from ..fold import Folded
 from ..errors import StorageError
 from ..timestamps import UTC, iso, now_iso, parse_iso  # noqa: F401 (re-exported: store.iso is used widely)
 from . import postgres
+from .postings import migrate as migrate_postings, pack as pack_hashes, unpack as unpack_hashes
 from .postgres import is_postgres  # noqa: F401 (re-exported)
 
 
@@ -165,7 +164,7 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     # 13: the story postings keyed by hash only (no index by article, no foreign key: each posting
     # cost two B-tree inserts, and the postings are most of a first cycle's writes); an article's
     # own hashes live in one packed column of sketch_articles
-    lambda conn: _migrate_postings(conn),
+    lambda conn: migrate_postings(conn),
 ]
 
 STORIES_SCHEMA = """
@@ -212,54 +211,6 @@ def _migrate_stories(conn: sqlite3.Connection) -> None:
                          (aid, story, source, form.size, form.whole, fetched))
             conn.executemany("INSERT OR IGNORE INTO sketches (hash, article, pos, sampled) VALUES (?, ?, ?, ?)",
                              [(h, aid, positions.get(h), h in form.sampled) for h in form.hashes])
-
-
-def _migrate_postings(conn) -> None:
-    """Schema 13 (SQLite and PostgreSQL): sketch_articles.hashes filled from the postings, then the
-    postings table rebuilt without its article index and foreign key."""
-    conn.execute("ALTER TABLE sketch_articles ADD COLUMN hashes " + ("BYTEA" if _pg(conn) else "BLOB"))
-    rows = conn.execute("SELECT article, hash, pos, sampled FROM sketches ORDER BY article, hash").fetchall()
-    packed = []
-    for i, (article, *_) in enumerate(rows):
-        if i + 1 == len(rows) or rows[i + 1][0] != article:
-            start = i
-            while start > 0 and rows[start - 1][0] == article:
-                start -= 1
-            mine = rows[start:i + 1]
-            packed.append((_pack([r[1] for r in mine], {r[1]: r[2] for r in mine if r[2] is not None},
-                                 {r[1] for r in mine if r[3]}), article))
-    conn.executemany("UPDATE sketch_articles SET hashes = ? WHERE article = ?", packed)
-    conn.execute("CREATE TABLE sketches_new (hash BIGINT NOT NULL, article BIGINT NOT NULL, pos INTEGER,"
-                 " sampled INTEGER NOT NULL DEFAULT 1, PRIMARY KEY (hash, article))" + ("" if _pg(conn) else " WITHOUT ROWID"))
-    conn.execute("INSERT INTO sketches_new (hash, article, pos, sampled) SELECT s.hash, s.article, s.pos, s.sampled"
-                 " FROM sketches s JOIN sketch_articles m ON m.article = s.article")
-    conn.execute("DROP TABLE sketches")
-    conn.execute("ALTER TABLE sketches_new RENAME TO sketches")
-
-
-def _pack(hashes: list[int], positions: dict[int, int], sampled) -> bytes:
-    """An article's stored hashes with their word positions and whether each is winnowed, as bytes:
-    the hashes (int64), then per hash (position + 1) * 2 + sampled (int32; position unknown: 0)."""
-    meta = array("i", [((positions[h] + 1) << 1 if h in positions else 0) | (h in sampled) for h in hashes])
-    keys = array("q", hashes)
-    if sys.byteorder == "big":  # stored little-endian
-        keys.byteswap()
-        meta.byteswap()
-    return keys.tobytes() + meta.tobytes()
-
-
-def _unpack(data: bytes | None) -> list[tuple[int, int | None, bool]]:
-    """(hash, word position or None, sampled) per stored hash of an article (the inverse of _pack)."""
-    if not data:
-        return []
-    n = len(data) // 12
-    keys, meta = array("q"), array("i")
-    keys.frombytes(bytes(data[:8 * n]))
-    meta.frombytes(bytes(data[8 * n:]))
-    if sys.byteorder == "big":
-        keys.byteswap()
-        meta.byteswap()
-    return [(h, (m >> 1) - 1 if m >> 1 else None, bool(m & 1)) for h, m in zip(keys, meta)]
 
 
 def _fts(db: Database) -> None:
@@ -865,7 +816,7 @@ def _existing(conn: sqlite3.Connection, urls: list[str], fingerprints: list[str]
 # --------------------------------------------------------------------------- stories (the decision is dedup's)
 
 STOCK = "*"  # the boilerplate "source" of stock phrases (source ids are [a-z0-9-])
-_POSTINGS = ("SELECT s.hash, s.article, m.source, m.story, m.size, m.whole, s.pos, s.sampled FROM sketches s"
+_POSTINGS = ("SELECT s.hash, s.article, m.source, m.story, m.size, m.whole FROM sketches s"
              " JOIN sketch_articles m ON m.article = s.article WHERE s.hash IN (SELECT value FROM json_each(?))")
 
 
@@ -908,19 +859,36 @@ def story_overlaps(conn: sqlite3.Connection, source: str, sketch: list[int], who
 
 def _overlaps(conn: sqlite3.Connection, form: StoredForm, postings: dict[int, list[tuple]], positions: dict[int, int],
               boiler: set[int]) -> list[Overlap]:
-    pairs: dict[int, list[tuple[int | None, int | None]]] = defaultdict(list)
-    sampled: Counter[int] = Counter()
+    shared: dict[int, list[int]] = defaultdict(list)
     meta: dict[int, tuple[int, int, int]] = {}
     for h, rows in postings.items():
-        here, mine = positions.get(h), h in form.sampled
-        for article, _src, story, size, whole_n, pos, theirs in rows:
-            pairs[article].append((here, pos))
-            sampled[article] += mine and theirs
+        for article, _src, story, size, whole_n in rows:
+            shared[article].append(h)
             meta[article] = (story, size, whole_n)
-    # fewer shared hashes than MIN_SHARED can never make a story: those are not candidates
-    return [Overlap(a, meta[a][0], sampled[a], meta[a][1], meta[a][2], tuple(ps),
-                    _positions_of(conn, a, boiler) if form.whole or meta[a][2] else ())
-            for a, ps in pairs.items() if len(ps) >= MIN_SHARED]
+    # fewer shared hashes than MIN_SHARED can never make a story: those are not candidates; for the
+    # others, the word positions and winnowed marks of their hashes come from their own packed list
+    candidates = [a for a, hs in shared.items() if len(hs) >= MIN_SHARED]
+    theirs = _own_hashes(conn, candidates)
+    out = []
+    for a in candidates:
+        own = theirs.get(a, {})
+        pairs = tuple((positions.get(h), own.get(h, (None, False))[0]) for h in shared[a])
+        sampled = sum(1 for h in shared[a] if h in form.sampled and own.get(h, (None, False))[1])
+        story, size, whole_n = meta[a]
+        out.append(Overlap(a, story, sampled, size, whole_n, pairs,
+                           tuple(sorted(pos for h, (pos, _) in own.items() if pos is not None and h not in boiler))
+                           if form.whole or whole_n else ()))
+    return out
+
+
+def _own_hashes(conn: sqlite3.Connection, articles: list[int]) -> dict[int, dict[int, tuple[int | None, bool]]]:
+    """Per article: its stored hashes, each with its word position and whether it is a winnowed one."""
+    out: dict[int, dict[int, tuple[int | None, bool]]] = {}
+    for chunk in _chunks(articles):
+        for article, packed in conn.execute("SELECT article, hashes FROM sketch_articles WHERE article IN"
+                                            " (SELECT value FROM json_each(?))", (json.dumps(chunk),)):
+            out[article] = {h: (pos, sampled) for h, pos, sampled in unpack_hashes(packed)}
+    return out
 
 
 def _recheck(conn: sqlite3.Connection, articles: set[int], decide: Decide) -> None:
@@ -932,7 +900,7 @@ def _recheck(conn: sqlite3.Connection, articles: set[int], decide: Decide) -> No
         if meta is None:
             continue
         story, size, whole, packed = meta
-        mine = _unpack(packed)
+        mine = unpack_hashes(packed)
         positions = {h: pos for h, pos, _ in mine if pos is not None}
         form = StoredForm([h for h, _, _ in mine], size, whole, frozenset(h for h, _, sampled in mine if sampled),
                           tuple(sorted(positions.values())))
@@ -946,22 +914,14 @@ def _recheck(conn: sqlite3.Connection, articles: set[int], decide: Decide) -> No
             merge_stories(conn, stories[0], stories[1:])
 
 
-def _positions_of(conn: sqlite3.Connection, article: int, ignore: set[int]) -> tuple[int, ...]:
-    """Word positions of an article's stored hashes (leaving out those ignored for the new text)."""
-    row = conn.execute("SELECT hashes FROM sketch_articles WHERE article = ?", (article,)).fetchone()
-    return tuple(sorted(pos for h, pos, _ in _unpack(row[0] if row else None) if pos is not None and h not in ignore))
-
-
 def _store_sketch(conn: sqlite3.Connection, article: int, story: int, source: str | None, fetched: str,
                   form: StoredForm, positions: dict[int, int], crowded: set[int]) -> None:
     hashes = [h for h in form.hashes if h not in crowded] if crowded else form.hashes
     conn.execute("INSERT INTO sketch_articles (article, story, source, size, whole, fetched, hashes) VALUES (?,?,?,?,?,?,?)"
                  " ON CONFLICT (article) DO UPDATE SET story = excluded.story, source = excluded.source,"
                  " size = excluded.size, whole = excluded.whole, fetched = excluded.fetched, hashes = excluded.hashes",
-                 (article, story, source, form.size, form.whole, fetched, _pack(hashes, positions, form.sampled)))
-    sampled = form.sampled
-    conn.executemany("INSERT OR IGNORE INTO sketches (hash, article, pos, sampled) VALUES (?, ?, ?, ?)",
-                     [(h, article, positions.get(h), h in sampled) for h in hashes])
+                 (article, story, source, form.size, form.whole, fetched, pack_hashes(hashes, positions, form.sampled)))
+    conn.executemany("INSERT OR IGNORE INTO sketches (hash, article) VALUES (?, ?)", [(h, article) for h in hashes])
 
 
 def _add_boilerplate(conn: sqlite3.Connection, source: str, hashes: set[int], seen: str) -> set[int]:
@@ -972,24 +932,22 @@ def _add_boilerplate(conn: sqlite3.Connection, source: str, hashes: set[int], se
     q = json.dumps(sorted(hashes))
     conn.execute("INSERT INTO boilerplate (source, hash, seen) SELECT ?, value, ? FROM json_each(?) WHERE true"
                  " ON CONFLICT (source, hash) DO UPDATE SET seen = excluded.seen", (source, seen, q))
-    rows = conn.execute("SELECT s.article, count(*), sum(s.sampled), m.size, m.whole FROM sketches s"
+    rows = conn.execute("SELECT DISTINCT m.article, m.size, m.whole, m.hashes FROM sketches s"
                         " JOIN sketch_articles m ON m.article = s.article"
-                        " WHERE s.hash IN (SELECT value FROM json_each(?)) AND (m.source = ? OR ? = ?)"
-                        " GROUP BY s.article, m.size, m.whole",
+                        " WHERE s.hash IN (SELECT value FROM json_each(?)) AND (m.source = ? OR ? = ?)",
                         (q, source, source, STOCK)).fetchall()
-    for article, n, sampled, size, whole in rows:
+    for article, size, whole, packed in rows:
         conn.execute("DELETE FROM sketches WHERE hash IN (SELECT value FROM json_each(?)) AND article = ?", (q, article))
-        packed = conn.execute("SELECT hashes FROM sketch_articles WHERE article = ?", (article,)).fetchone()[0]
-        kept = [r for r in _unpack(packed) if r[0] not in hashes]
-        conn.execute("UPDATE sketch_articles SET hashes = ? WHERE article = ?",
-                     (_pack([r[0] for r in kept], {r[0]: r[1] for r in kept if r[1] is not None}, {r[0] for r in kept if r[2]}),
-                      article))
+        own = unpack_hashes(packed)
+        kept = [r for r in own if r[0] not in hashes]
         if whole:
-            whole = max(whole - n, 0)
+            whole = max(whole - (len(own) - len(kept)), 0)
             size = whole_to_sketch_size(whole)
         else:
-            size = max(size - sampled, 0)
-        conn.execute("UPDATE sketch_articles SET size = ?, whole = ? WHERE article = ?", (size, whole, article))
+            size = max(size - sum(1 for h, _, sampled in own if sampled and h in hashes), 0)
+        conn.execute("UPDATE sketch_articles SET size = ?, whole = ?, hashes = ? WHERE article = ?",
+                     (size, whole, pack_hashes([r[0] for r in kept], {r[0]: r[1] for r in kept if r[1] is not None},
+                                               {r[0] for r in kept if r[2]}), article))
     return {r[0] for r in rows}
 
 
@@ -1194,7 +1152,7 @@ def _drop_postings(conn, where: str, params: tuple) -> None:
     rows = conn.execute(f"SELECT article, hashes FROM sketch_articles WHERE {where}", params).fetchall()
     for chunk in _chunks(rows, 200):
         conn.executemany("DELETE FROM sketches WHERE hash = ? AND article = ?",
-                         [(h, article) for article, packed in chunk for h, _, _ in _unpack(packed)])
+                         [(h, article) for article, packed in chunk for h, _, _ in unpack_hashes(packed)])
 
 
 def counts(db: Database) -> dict[str, int]:
