@@ -151,19 +151,32 @@ def prepare_article(e: Entry, fetched: str, matcher) -> NewArticle:
 _WORKER_MATCHER = None
 
 
-def _name_process(name: str) -> None:
-    """Name this process as ps and top show it (Linux; elsewhere nothing happens)."""
+def _child_process(name: str) -> None:
+    """Set up a worker process: named as ps and top show it (Linux), and gone when its parent is.
+    A parent killed with SIGKILL cannot stop its children; without this they waited forever
+    (seen after a cluster member was killed)."""
+    import os
+    import threading
+
     try:
         import ctypes
 
         ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
     except (OSError, AttributeError):
         pass
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)  # (the writer's open transaction, if any, is rolled back by SQLite)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _init_worker(ruleset, semantic: bool = False) -> None:
     global _WORKER_MATCHER
-    _name_process("bw-parser")
+    _child_process("bw-parser")
     from .rules import compile_rules
 
     _WORKER_MATCHER = compile_rules(ruleset, semantic) if ruleset is not None else None
@@ -216,7 +229,7 @@ _WRITE_DB = None
 
 def _init_writer(path: str) -> None:
     global _WRITE_DB
-    _name_process("bw-writer")
+    _child_process("bw-writer")
     _WRITE_DB = store.connect(path, migrate=False)
 
 

@@ -328,3 +328,55 @@ def test_a_dead_writer_process_loses_nothing(tmp_path):
 
     asyncio.run(main())
     assert db.execute("SELECT count(*) FROM articles").fetchone()[0] == 6
+
+
+def test_worker_processes_go_when_their_parent_is_killed(tmp_path):
+    """A parent killed with SIGKILL (kill -9, the OOM killer) cannot stop its parser and writer
+    processes: they notice and exit instead of waiting forever."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    db = store.connect(tmp_path / "k.db")
+    db.close()
+    script = f"""
+import asyncio, sys
+from pipeline.cycle import CpuPool, WriterProcess, _prepare_in_worker
+from pipeline.config import load_rules
+async def main():
+    pool = CpuPool(load_rules({str(shipped_rules_path())!r}))
+    await pool.run(_prepare_in_worker, [], "2026-11-23T00:00:00Z", fallback=list)
+    writer = WriterProcess({str(tmp_path / "k.db")!r})
+    await writer.save([], fallback=list)
+    print(*pool.executor._processes, *writer.executor._processes, flush=True)
+    await asyncio.sleep(3600)
+asyncio.run(main())
+"""
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        children = [int(p) for p in parent.stdout.readline().split()]
+        assert len(children) == 2
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    for _ in range(600):  # the children check every second; a generous bound for a loaded machine
+        if not any(alive(pid) for pid in children):
+            break
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in children)
+
+
+def shipped_rules_path():
+    from pathlib import Path
+
+    return Path(__file__).parent.parent / "keywords.yaml"
