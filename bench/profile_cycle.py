@@ -24,10 +24,11 @@ CPU of the wrapped calls nested in it is charged to its stage:
 
 The total is the process's CPU (time.process_time); the stages add up to it. Coroutines
 (Fetcher.get, Poller.poll) cannot be timed this way (their awaits interleave), which is why
-fetch is the loop thread's remainder. The worker process is switched off (CpuPool.worth_it ->
-False) so that parse and match run in this process and are seen; the total is therefore the
-CPU of the whole pipeline on one process (with the worker, the same work is split over two
-processes plus the pickling between them, reported by cycle.py's wait4 totals).
+fetch is the loop thread's remainder. The worker processes are switched off (CpuPool.worth_it
+and WriterProcess.worth_it -> False) so that parse, match and the writes run in this process and
+are seen; the total is therefore the CPU of the whole pipeline on one process (with the workers,
+the same work is split over three processes plus the pickling between them, reported by
+cycle.py's wait4 totals and its CPU by process).
 Overhead: two clock reads per wrapped call (about a dozen calls per article); a syscall each.
 Prints one JSON object: seconds of CPU per stage, the total, calls per stage, and the exclusive CPU
 of each wrapped function.
@@ -147,6 +148,7 @@ def main() -> None:
     meter = Meter()
     meter.patch()
     cycle.CpuPool.worth_it = classmethod(lambda cls, n: False)
+    cycle.WriterProcess.worth_it = classmethod(lambda cls: False)  # the writes in a thread here, to be seen
     window: dict[str, float] = {}
     run_cycle = schedule.run_cycle
 
