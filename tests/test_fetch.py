@@ -77,3 +77,48 @@ def test_timeout_mapping_is_validated(write):
     cfg = load_feeds(ok)
     assert (cfg.get("a").connect_timeout, cfg.get("a").read_timeout, cfg.get("a").timeout) == (5, 30, 30)
     assert (cfg.get("b").connect_timeout, cfg.get("b").read_timeout, cfg.get("b").timeout) == (None, None, 90)
+
+
+def test_the_per_host_limit_holds_with_many_connections_to_one_host():
+    """per_host = 20 to one host: 20 requests in flight at once (the connections are spread over
+    several clients, see fetch.SHARD) and never more; every request answered."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    state = {"now": 0, "most": 0}
+    cond = threading.Condition()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):  # noqa: N802
+            with cond:
+                state["now"] += 1
+                state["most"] = max(state["most"], state["now"])
+                cond.notify_all()
+                cond.wait_for(lambda: state["most"] >= 20, timeout=60)  # hold until 20 are in flight
+                state["now"] -= 1
+            body = b"ok"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    policy = Policy(timeout=90, allow_hosts=(f"127.0.0.1:{httpd.server_address[1]}",))
+
+    async def main():
+        async with Fetcher(concurrency=60, per_host=20) as f:
+            return await asyncio.gather(*(f.get(f"{base}/{k}", policy) for k in range(60)))
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        httpd.shutdown()
+    assert [r.status for r in results] == [200] * 60 and all(r.error is None for r in results)
+    assert state["most"] == 20
