@@ -227,3 +227,19 @@ def test_language_column_added_by_migration_to_an_old_database(tmp_path):
     conn.close()
     db = store.connect(tmp_path / "old.db")
     assert [(r["id"], r["language"]) for r in db.query("SELECT id, language FROM articles")] == [(1, None)]
+
+
+def test_fold_offsets_map_every_folded_character_back():
+    """fold_offsets (only non-ASCII characters folded one by one) gives, character by character, what
+    folding each character of the text gives: ligatures, ß, accents, combining marks, symbols, emoji."""
+    import random
+
+    from pipeline.fold import fold, fold_offsets
+
+    alphabet = list("abcXYZ 09,.-") + ["é", "Ñ", "ß", "ﬁ", "İ", "e\u0301", "“", "—", "😀", "Σ", "ǅ", "Å", "\u00a0", "ㄱ"]
+    rng = random.Random(5)
+    for _ in range(300):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 60)))
+        reference = [i for i, ch in enumerate(text) for _ in range(len(fold(ch)))] + [len(text)]
+        assert fold_offsets(text) == reference
+        assert len(fold_offsets(text)) == len(fold(text)) + 1
